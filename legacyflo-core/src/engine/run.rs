@@ -1,0 +1,562 @@
+//! The run loop behind [`super::Engine::run`].
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::Utc;
+use futures::StreamExt;
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
+use tracing::{debug, info, warn};
+
+use super::report::{FolderReport, Report, RunStatus};
+use super::state::{FolderCheckpoint, RunState, StateStore};
+use super::{Engine, EngineOptions, ProgressEvent, ProgressListener, RunResult};
+use crate::error::{Error, Result};
+use crate::filter::Filter;
+use crate::message::FolderPath;
+use crate::request::{Field, FieldError, RequestErrors};
+use crate::sink::{Sink, WriteOutcome};
+use crate::source::{Position, Source, SourceEvent};
+
+enum ReaderMsg {
+    Event(usize, SourceEvent),
+    Done(usize),
+    Retrying(String, u32, std::time::Duration),
+    Fatal(Error),
+}
+
+struct FolderRun {
+    path: FolderPath,
+    /// Position of the last message handed to the sink.
+    position: Option<Position>,
+    done: bool,
+    begun: bool,
+    report: FolderReport,
+}
+
+pub(super) struct Run {
+    request_type: String,
+    source: Arc<dyn Source>,
+    sink: Box<dyn Sink>,
+    filter: Filter,
+    store: Option<Arc<dyn StateStore>>,
+    options: EngineOptions,
+    listener: Option<Arc<dyn ProgressListener>>,
+    state: RunState,
+    folders: Vec<FolderRun>,
+    report: Report,
+    started: Instant,
+    pending_messages: u64,
+    pending_bytes: u64,
+    last_commit: Instant,
+}
+
+impl Run {
+    pub(super) fn new(e: Engine) -> Self {
+        Run {
+            report: Report::new(&e.request_type),
+            request_type: e.request_type,
+            source: e.source,
+            sink: e.sink,
+            filter: e.filter,
+            store: e.state,
+            options: e.options,
+            listener: e.listener,
+            state: RunState::default(),
+            folders: Vec::new(),
+            started: Instant::now(),
+            pending_messages: 0,
+            pending_bytes: 0,
+            last_commit: Instant::now(),
+        }
+    }
+
+    fn emit(&self, ev: ProgressEvent) {
+        if let Some(l) = &self.listener {
+            l.event(&ev);
+        }
+    }
+
+    pub(super) async fn execute(mut self) -> RunResult {
+        let outcome = self.execute_inner().await;
+        let error = match outcome {
+            Ok(()) => None,
+            Err(e) => {
+                warn!(message = "run failed", request_type = %self.request_type, error = %e);
+                self.report.status = RunStatus::Failed;
+                self.report.error = Some(e.to_string());
+                Some(e)
+            }
+        };
+        if self.report.status != RunStatus::DryRun && !self.folders.is_empty() {
+            self.report.folders = self.folders.iter().map(|f| f.report.clone()).collect();
+        }
+        self.report.end = Utc::now();
+        self.report.duration_secs = self.started.elapsed().as_secs_f64();
+        if error.is_none()
+            && self.report.status == RunStatus::Done
+            && self.report.totals().skipped > 0
+        {
+            self.report.status = RunStatus::DoneWithSkips;
+        }
+        RunResult {
+            report: self.report,
+            error,
+        }
+    }
+
+    async fn execute_inner(&mut self) -> Result<()> {
+        if let Some(store) = &self.store
+            && let Some(bytes) = store.load().await?
+        {
+            self.state = RunState::from_bytes(&bytes)?;
+            if self.state.request_type != self.request_type {
+                return Err(Error::State(format!(
+                    "{} holds the state of a {} request, not {}",
+                    store.describe(),
+                    self.state.request_type,
+                    self.request_type
+                )));
+            }
+            self.report.resumed = true;
+            info!(message = "resuming from saved state", state = %store.describe());
+        }
+        self.state.version = RunState::VERSION;
+        self.state.request_type = self.request_type.clone();
+        if self.state.first_started.is_none() {
+            self.state.first_started = Some(self.report.start.to_rfc3339());
+        }
+        if self.state.finished {
+            info!(message = "request already complete; nothing to do");
+            self.folders = self
+                .state
+                .folders
+                .iter()
+                .map(|c| FolderRun {
+                    path: c.path.clone(),
+                    position: c.position.clone(),
+                    done: true,
+                    begun: false,
+                    report: c.report.clone(),
+                })
+                .collect();
+            self.report.outputs = self.state.outputs.clone();
+            return Ok(());
+        }
+
+        let folders = self.select_folders().await?;
+        if self.options.dry_run {
+            return self.dry_run(folders).await;
+        }
+        self.folders = folders
+            .iter()
+            .map(|info| {
+                let cp = self.state.folder(&info.path).cloned();
+                let mut report = cp.as_ref().map(|c| c.report.clone()).unwrap_or_default();
+                report.folder = info.path.clone();
+                FolderRun {
+                    path: info.path.clone(),
+                    position: cp.as_ref().and_then(|c| c.position.clone()),
+                    done: cp.as_ref().is_some_and(|c| c.done),
+                    begun: false,
+                    report,
+                }
+            })
+            .collect();
+        let expected = folders.iter().map(|f| f.messages).sum::<Option<u64>>();
+        let already: u64 = self
+            .folders
+            .iter()
+            .map(|f| f.report.messages + f.report.duplicates)
+            .sum();
+        self.emit(ProgressEvent::Started {
+            folders: self.folders.len(),
+            messages: if self.filter.has_dates() {
+                None
+            } else {
+                expected
+            },
+            already_done: already,
+        });
+
+        self.sink.open(self.state.sink.clone()).await?;
+        let mut consecutive_failures = 0u32;
+        loop {
+            match self.pump().await {
+                Ok(()) => break,
+                Err(e)
+                    if e.is_retryable()
+                        && consecutive_failures < self.options.retry.max_retries =>
+                {
+                    consecutive_failures += 1;
+                    self.report.retries += 1;
+                    let delay = self
+                        .options
+                        .retry
+                        .delay(consecutive_failures, e.retry_after());
+                    warn!(message = "sink failed; rewinding to the last commit", error = %e, attempt = consecutive_failures, delay_ms = delay.as_millis() as u64);
+                    self.emit(ProgressEvent::Retrying {
+                        error: e.to_string(),
+                        attempt: consecutive_failures,
+                        delay,
+                    });
+                    self.sink.abort().await?;
+                    self.rewind();
+                    tokio::time::sleep(delay).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        self.commit().await?;
+        let outputs = self.sink.finish().await?;
+        self.state.finished = true;
+        self.state.outputs = outputs.clone();
+        self.save_state().await?;
+        self.report.outputs = outputs;
+        info!(message = "request complete", request_type = %self.request_type);
+        Ok(())
+    }
+
+    async fn select_folders(&self) -> Result<Vec<crate::source::FolderInfo>> {
+        let all = self.source.list_folders().await?;
+        let selected: Vec<_> = all
+            .into_iter()
+            .filter(|f| f.selectable && self.filter.accepts_folder(&f.path))
+            .collect();
+        if let Some(folder) = &self.filter.folder
+            && selected.is_empty()
+        {
+            return Err(Error::InvalidRequest(RequestErrors(vec![FieldError {
+                field: Field::Folder,
+                message: format!("the source has no folder `{folder}`"),
+            }])));
+        }
+        Ok(selected)
+    }
+
+    async fn dry_run(&mut self, folders: Vec<crate::source::FolderInfo>) -> Result<()> {
+        self.report.status = RunStatus::DryRun;
+        for info in folders {
+            let mut fr = FolderReport {
+                folder: info.path.clone(),
+                complete: true,
+                ..FolderReport::default()
+            };
+            match info.messages {
+                Some(n) if !self.filter.has_dates() => fr.messages = n,
+                _ => {
+                    let mut stream = self.source.stream(&info.path, &self.filter, None).await?;
+                    while let Some(ev) = stream.next().await {
+                        match ev? {
+                            SourceEvent::Message(item) => {
+                                if self.filter.accepts(&item.message) {
+                                    fr.messages += 1;
+                                    fr.bytes += item.message.size();
+                                } else {
+                                    fr.filtered += 1;
+                                }
+                            }
+                            SourceEvent::Unreadable {
+                                source_id, reason, ..
+                            } => fr.skip(&source_id, &reason),
+                        }
+                    }
+                }
+            }
+            self.report.folders.push(fr);
+        }
+        Ok(())
+    }
+
+    /// Restores in-memory progress to the last saved checkpoint.
+    fn rewind(&mut self) {
+        for f in &mut self.folders {
+            match self.state.folder(&f.path) {
+                Some(cp) => {
+                    f.position = cp.position.clone();
+                    f.done = cp.done;
+                    f.report = cp.report.clone();
+                }
+                None => {
+                    f.position = None;
+                    f.done = false;
+                    f.report = FolderReport {
+                        folder: f.path.clone(),
+                        ..FolderReport::default()
+                    };
+                }
+            }
+            f.begun = false;
+        }
+        self.pending_bytes = 0;
+        self.pending_messages = 0;
+    }
+
+    fn spawn_readers(&self, tx: mpsc::Sender<ReaderMsg>) -> JoinSet<()> {
+        let mut set = JoinSet::new();
+        let jobs = if self.source.capabilities().concurrent_folders {
+            self.options.jobs.max(1)
+        } else {
+            1
+        };
+        let sem = Arc::new(Semaphore::new(jobs));
+        for (idx, f) in self.folders.iter().enumerate() {
+            if f.done {
+                continue;
+            }
+            let source = self.source.clone();
+            let path = f.path.clone();
+            let filter = self.filter.clone();
+            let start = f.position.clone();
+            let tx = tx.clone();
+            let sem = sem.clone();
+            let retry = self.options.retry;
+            set.spawn(async move {
+                let Ok(_permit) = sem.acquire_owned().await else {
+                    return;
+                };
+                read_folder(source, idx, path, filter, start, tx, retry).await;
+            });
+        }
+        set
+    }
+
+    /// Moves messages until every folder is done. A retryable sink error is returned so the
+    /// caller can rewind; readers are stopped on return.
+    async fn pump(&mut self) -> Result<()> {
+        let remaining = self.folders.iter().filter(|f| !f.done).count();
+        if remaining == 0 {
+            return Ok(());
+        }
+        let (tx, mut rx) = mpsc::channel(self.options.buffer.max(1));
+        let mut readers = self.spawn_readers(tx);
+        let mut remaining = remaining;
+        let mut tick = tokio::time::interval(self.options.commit_interval);
+        tick.tick().await;
+        let result = loop {
+            let msg = tokio::select! {
+                m = rx.recv() => m,
+                _ = tick.tick() => {
+                    if self.pending_messages > 0
+                        && let Err(e) = self.commit().await { break Err(e); }
+                    continue;
+                }
+            };
+            let Some(msg) = msg else {
+                break Err(Error::State(
+                    "all folder readers stopped before finishing".into(),
+                ));
+            };
+            match msg {
+                ReaderMsg::Event(idx, ev) => {
+                    if let Err(e) = self.handle_event(idx, ev).await {
+                        break Err(e);
+                    }
+                    if (self.pending_messages >= self.options.commit_every_messages
+                        || self.pending_bytes >= self.options.commit_every_bytes
+                        || self.last_commit.elapsed() >= self.options.commit_interval)
+                        && let Err(e) = self.commit().await
+                    {
+                        break Err(e);
+                    }
+                }
+                ReaderMsg::Done(idx) => {
+                    if let Some(f) = self.folders.get_mut(idx) {
+                        f.done = true;
+                        f.report.complete = true;
+                        info!(message = "folder done", folder = %f.path, messages = f.report.messages);
+                        let path = f.path.clone();
+                        self.emit(ProgressEvent::FolderDone(path));
+                    }
+                    remaining -= 1;
+                    if remaining == 0 {
+                        break Ok(());
+                    }
+                }
+                ReaderMsg::Retrying(error, attempt, delay) => {
+                    self.report.retries += 1;
+                    self.emit(ProgressEvent::Retrying {
+                        error,
+                        attempt,
+                        delay,
+                    });
+                }
+                ReaderMsg::Fatal(e) => {
+                    // The sink is healthy: keep what was written before stopping.
+                    readers.abort_all();
+                    if let Err(ce) = self.commit().await {
+                        warn!(message = "could not commit after a source failure", error = %ce);
+                    }
+                    break Err(e);
+                }
+            }
+        };
+        readers.abort_all();
+        while readers.join_next().await.is_some() {}
+        result
+    }
+
+    async fn handle_event(&mut self, idx: usize, ev: SourceEvent) -> Result<()> {
+        let Some(f) = self.folders.get_mut(idx) else {
+            return Err(Error::State(format!(
+                "reader sent an unknown folder index {idx}"
+            )));
+        };
+        match ev {
+            SourceEvent::Unreadable {
+                source_id,
+                position,
+                reason,
+            } => {
+                warn!(message = "unreadable message skipped", folder = %f.path, source_id = %source_id, reason = %reason);
+                f.report.skip(&source_id, &reason);
+                f.position = Some(position);
+                let folder = f.path.clone();
+                self.emit(ProgressEvent::Skipped { folder, reason });
+            }
+            SourceEvent::Message(item) => {
+                let mut message = item.message;
+                if !self.filter.accepts(&message) {
+                    f.report.filtered += 1;
+                    f.position = Some(item.position);
+                    return Ok(());
+                }
+                // The folder the sink sees is the reader's folder, whatever the source set.
+                message.folder = f.path.clone();
+                if !f.begun {
+                    self.sink.begin_folder(&message.folder).await?;
+                    let f = &mut self.folders[idx];
+                    f.begun = true;
+                    self.emit(ProgressEvent::FolderStarted(message.folder.clone()));
+                }
+                let outcome = self.sink.write(&message).await?;
+                let f = &mut self.folders[idx];
+                f.position = Some(item.position);
+                let size = message.size();
+                match outcome {
+                    WriteOutcome::Written { .. } => {
+                        f.report.messages += 1;
+                        f.report.bytes += size;
+                        self.pending_messages += 1;
+                        self.pending_bytes += size;
+                        self.emit(ProgressEvent::Message {
+                            folder: message.folder,
+                            bytes: size,
+                        });
+                    }
+                    WriteOutcome::Duplicate => {
+                        f.report.duplicates += 1;
+                        self.pending_messages += 1;
+                        self.emit(ProgressEvent::Message {
+                            folder: message.folder,
+                            bytes: size,
+                        });
+                    }
+                    WriteOutcome::Rejected { reason } => {
+                        warn!(message = "message rejected by the destination", folder = %f.path, source_id = %message.source_id, reason = %reason);
+                        f.report.skip(&message.source_id, &reason);
+                        self.emit(ProgressEvent::Skipped {
+                            folder: message.folder,
+                            reason,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn commit(&mut self) -> Result<()> {
+        let sink_state = self.sink.commit().await?;
+        self.state.sink = Some(sink_state);
+        self.state.folders = self
+            .folders
+            .iter()
+            .map(|f| FolderCheckpoint {
+                path: f.path.clone(),
+                position: f.position.clone(),
+                done: f.done,
+                report: f.report.clone(),
+            })
+            .collect();
+        self.save_state().await?;
+        let durable: u64 = self
+            .folders
+            .iter()
+            .map(|f| f.report.messages + f.report.duplicates)
+            .sum();
+        debug!(message = "committed", messages = durable);
+        self.pending_messages = 0;
+        self.pending_bytes = 0;
+        self.last_commit = Instant::now();
+        self.emit(ProgressEvent::Committed { messages: durable });
+        Ok(())
+    }
+
+    async fn save_state(&self) -> Result<()> {
+        if let Some(store) = &self.store {
+            store.save(&self.state.to_bytes()?).await?;
+        }
+        Ok(())
+    }
+}
+
+async fn read_folder(
+    source: Arc<dyn Source>,
+    idx: usize,
+    path: FolderPath,
+    filter: Filter,
+    start: Option<Position>,
+    tx: mpsc::Sender<ReaderMsg>,
+    retry: super::RetryPolicy,
+) {
+    let mut position = start;
+    let mut attempts = 0u32;
+    loop {
+        let err = match source.stream(&path, &filter, position.as_ref()).await {
+            Ok(mut stream) => {
+                let mut failed = None;
+                while let Some(ev) = stream.next().await {
+                    match ev {
+                        Ok(ev) => {
+                            attempts = 0;
+                            position = Some(ev.position().clone());
+                            if tx.send(ReaderMsg::Event(idx, ev)).await.is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) => {
+                            failed = Some(e);
+                            break;
+                        }
+                    }
+                }
+                match failed {
+                    None => {
+                        let _ = tx.send(ReaderMsg::Done(idx)).await;
+                        return;
+                    }
+                    Some(e) => e,
+                }
+            }
+            Err(e) => e,
+        };
+        if err.is_retryable() && attempts < retry.max_retries {
+            attempts += 1;
+            let delay = retry.delay(attempts, err.retry_after());
+            warn!(message = "source failed; retrying from the last position", folder = %path, error = %err, attempt = attempts, delay_ms = delay.as_millis() as u64);
+            if tx
+                .send(ReaderMsg::Retrying(err.to_string(), attempts, delay))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            tokio::time::sleep(delay).await;
+            continue;
+        }
+        let _ = tx.send(ReaderMsg::Fatal(err)).await;
+        return;
+    }
+}

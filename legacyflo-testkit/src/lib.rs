@@ -1,0 +1,16 @@
+//! # legacyflo-testkit
+//!
+//! What every backend's tests share:
+//! - [`conformance`]: the suite every [`Source`](legacyflo_core::Source) and
+//!   [`Sink`](legacyflo_core::Sink) runs (byte-exact round trips, odd messages, non-ASCII
+//!   folders, flags and dates, idempotent re-delivery, abort, resume);
+//! - [`memory`]: an in-memory source and sink, the reference implementations;
+//! - [`corpus`]: test messages (edge cases, the sample mailbox, generated corpora);
+//! - [`servers`]: the real Dovecot and S3 servers the test command starts.
+#![forbid(unsafe_code)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod conformance;
+pub mod corpus;
+pub mod memory;
+pub mod servers;
