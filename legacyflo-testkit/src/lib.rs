@@ -12,5 +12,6 @@
 
 pub mod conformance;
 pub mod corpus;
+pub mod faultproxy;
 pub mod memory;
 pub mod servers;

@@ -200,3 +200,15 @@ impl Engine {
         run::Run::new(self).execute().await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Embedders spawn runs on their runtime: the future must be `Send`.
+    #[allow(dead_code)]
+    fn run_future_is_send(engine: Engine) {
+        fn assert_send<T: Send>(_: T) {}
+        assert_send(engine.run());
+    }
+}

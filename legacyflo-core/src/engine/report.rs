@@ -102,6 +102,10 @@ pub struct Report {
     pub end: DateTime<Utc>,
     /// Seconds this run took.
     pub duration_secs: f64,
+    /// Messages stored by this run (the folders' counts include earlier runs).
+    pub run_messages: u64,
+    /// Bytes stored by this run.
+    pub run_bytes: u64,
 }
 
 /// Sums over all folders.
@@ -134,6 +138,8 @@ impl Report {
             start: now,
             end: now,
             duration_secs: 0.0,
+            run_messages: 0,
+            run_bytes: 0,
         }
     }
 
@@ -188,11 +194,12 @@ impl fmt::Display for Report {
         if let Some(e) = &self.error {
             writeln!(f, "  error: {e}")?;
         }
-        let rate = if self.duration_secs > 0.0 {
+        let rate = if self.duration_secs > 0.0 && self.run_messages > 0 {
             format!(
-                ", {:.0} msg/s, {}/s",
-                t.messages as f64 / self.duration_secs,
-                human_bytes((t.bytes as f64 / self.duration_secs) as u64)
+                "; this run {} messages, {:.0} msg/s, {}/s",
+                self.run_messages,
+                self.run_messages as f64 / self.duration_secs,
+                human_bytes((self.run_bytes as f64 / self.duration_secs) as u64)
             )
         } else {
             String::new()

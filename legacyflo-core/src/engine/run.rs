@@ -50,6 +50,8 @@ pub(super) struct Run {
     pending_messages: u64,
     pending_bytes: u64,
     last_commit: Instant,
+    /// Messages and bytes already stored by earlier runs when this one started.
+    baseline: (u64, u64),
 }
 
 impl Run {
@@ -69,6 +71,7 @@ impl Run {
             pending_messages: 0,
             pending_bytes: 0,
             last_commit: Instant::now(),
+            baseline: (0, 0),
         }
     }
 
@@ -83,7 +86,7 @@ impl Run {
         let error = match outcome {
             Ok(()) => None,
             Err(e) => {
-                warn!(message = "run failed", request_type = %self.request_type, error = %e);
+                debug!(message = "run failed", request_type = %self.request_type, error = %e);
                 self.report.status = RunStatus::Failed;
                 self.report.error = Some(e.to_string());
                 Some(e)
@@ -92,6 +95,9 @@ impl Run {
         if self.report.status != RunStatus::DryRun && !self.folders.is_empty() {
             self.report.folders = self.folders.iter().map(|f| f.report.clone()).collect();
         }
+        let t = self.report.totals();
+        self.report.run_messages = t.messages.saturating_sub(self.baseline.0);
+        self.report.run_bytes = t.bytes.saturating_sub(self.baseline.1);
         self.report.end = Utc::now();
         self.report.duration_secs = self.started.elapsed().as_secs_f64();
         if error.is_none()
@@ -142,6 +148,10 @@ impl Run {
                 })
                 .collect();
             self.report.outputs = self.state.outputs.clone();
+            self.baseline = (
+                self.folders.iter().map(|f| f.report.messages).sum(),
+                self.folders.iter().map(|f| f.report.bytes).sum(),
+            );
             return Ok(());
         }
 
@@ -164,6 +174,10 @@ impl Run {
                 }
             })
             .collect();
+        self.baseline = (
+            self.folders.iter().map(|f| f.report.messages).sum(),
+            self.folders.iter().map(|f| f.report.bytes).sum(),
+        );
         let expected = folders.iter().map(|f| f.messages).sum::<Option<u64>>();
         let already: u64 = self
             .folders
@@ -218,7 +232,7 @@ impl Run {
         Ok(())
     }
 
-    async fn select_folders(&self) -> Result<Vec<crate::source::FolderInfo>> {
+    async fn select_folders(&mut self) -> Result<Vec<crate::source::FolderInfo>> {
         let all = self.source.list_folders().await?;
         let selected: Vec<_> = all
             .into_iter()
@@ -494,7 +508,7 @@ impl Run {
         Ok(())
     }
 
-    async fn save_state(&self) -> Result<()> {
+    async fn save_state(&mut self) -> Result<()> {
         if let Some(store) = &self.store {
             store.save(&self.state.to_bytes()?).await?;
         }

@@ -103,8 +103,11 @@ fields! {
 }
 
 impl Field {
-    /// The command-line flag, e.g. `--source-user`.
+    /// The command-line flag, e.g. `--source-user`; the type is the positional `TYPE`.
     pub fn flag(self) -> String {
+        if self == Field::Type {
+            return "TYPE".to_string();
+        }
         format!("--{}", self.key().replace('_', "-"))
     }
 
@@ -232,7 +235,7 @@ mod tests {
         );
         assert_eq!(Field::from_name("Since"), Some(Field::Since));
         assert_eq!(Field::from_name("password"), None);
-        for f in Field::ALL {
+        for f in Field::ALL.iter().filter(|f| **f != Field::Type) {
             assert_eq!(Field::from_name(&f.flag()), Some(*f));
             assert_eq!(Field::from_name(f.service_name()), Some(*f));
         }

@@ -1,0 +1,5 @@
+//! The subcommands.
+
+pub mod batch;
+pub mod run;
+pub mod types;

@@ -1,0 +1,156 @@
+//! The README's quickstart, and `--dry-run`.
+// Test helpers outside #[test] functions fail by panicking too.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+
+/// SHA-256 multiset of the sample mailbox's messages, from the generator it was made with.
+fn sample_hashes() -> std::collections::HashMap<String, usize> {
+    multiset(
+        legacyflo_corpus::sample_mailbox()
+            .iter()
+            .map(|m| sha256(&m.raw)),
+    )
+}
+
+#[test]
+fn quickstart_archives_every_sample_message() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let report = dir.path().join("report.json");
+    let out_dir = format!("{}/out/", dir.path().display());
+    let o = run_in(
+        dir.path(),
+        &[
+            "run",
+            "MBOX-S3-ZIP",
+            "--source-url",
+            &sample_mailbox().display().to_string(),
+            "--dest-url",
+            &out_dir,
+            "--report",
+            &report.display().to_string(),
+        ],
+    );
+    assert!(
+        matches!(o.status.code(), Some(0 | 3)),
+        "exit {:?}:\n{}",
+        o.status.code(),
+        text(&o)
+    );
+    assert_no_panic(&o);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.starts_with("MBOX-S3-ZIP: done"), "{stdout}");
+
+    let expected = sample_hashes();
+    let count: usize = expected.values().sum();
+    let r = json(&report);
+    assert_eq!(
+        r["totals"]["messages"].as_u64(),
+        Some(count as u64),
+        "report: {r:#}"
+    );
+    assert_eq!(r["totals"]["skipped"].as_u64(), Some(0));
+
+    // The default name comes from the source directory's name.
+    let zip = dir.path().join("out/mailbox.zip");
+    let csv = dir.path().join("out/mailbox.csv");
+    assert!(
+        zip.is_file(),
+        "{} missing; out/ holds {:?}",
+        zip.display(),
+        list(&dir.path().join("out"))
+    );
+    assert!(csv.is_file(), "{} missing", csv.display());
+    assert!(
+        stdout.contains(&zip.display().to_string()),
+        "report does not name the ZIP:\n{stdout}"
+    );
+
+    let entries = zip_eml_hashes(&zip);
+    assert!(
+        entries.iter().all(|(name, _)| name.ends_with(".eml")),
+        "non-.eml entries: {entries:?}"
+    );
+    assert_eq!(entries.len(), count, "one .eml per message");
+    assert_eq!(
+        multiset(entries.into_iter().map(|e| e.1)),
+        expected,
+        "ZIP entries differ from the sample's bytes"
+    );
+    let rows = csv_rows(&csv);
+    assert_eq!(rows.len(), count, "one content-list row per message");
+    python_testzip(&zip);
+    // The default state directory was used, relative to the working directory.
+    assert!(dir.path().join(".legacyflo/state").is_dir());
+}
+
+fn list(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn dry_run_prints_folders_and_counts_and_writes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let report = dir.path().join("report.json");
+    let out_dir = format!("{}/out/", dir.path().display());
+    let o = run_in(
+        dir.path(),
+        &[
+            "run",
+            "MBOX-S3-ZIP",
+            "--source-url",
+            &sample_mailbox().display().to_string(),
+            "--dest-url",
+            &out_dir,
+            "--dry-run",
+            "--report",
+            &report.display().to_string(),
+            "--state-dir",
+            "state",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.starts_with("MBOX-S3-ZIP: dry run"), "{stdout}");
+    assert!(stdout.contains("INBOX"), "{stdout}");
+    let r = json(&report);
+    let folders = r["folders"].as_array().expect("folders");
+    assert!(folders.len() > 3, "{r:#}");
+    // Every folder is printed with its count.
+    for f in folders {
+        let name = f["folder"].as_array().map(|s| {
+            s.iter()
+                .filter_map(|x| x.as_str())
+                .collect::<Vec<_>>()
+                .join("/")
+        });
+        let name = name
+            .or_else(|| f["folder"].as_str().map(str::to_string))
+            .expect("folder name");
+        let n = f["messages"].as_u64().expect("count");
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.contains(&name) && l.contains(&format!(" {n} msgs"))),
+            "folder {name} ({n}) not printed:\n{stdout}"
+        );
+    }
+    let total: u64 = folders.iter().filter_map(|f| f["messages"].as_u64()).sum();
+    assert_eq!(total, legacyflo_corpus::sample_mailbox().len() as u64);
+    assert!(
+        !dir.path().join("out").exists(),
+        "dry run wrote the output directory"
+    );
+    assert!(!dir.path().join("state").exists(), "dry run wrote state");
+    assert_eq!(list(dir.path()), vec!["report.json".to_string()]);
+}

@@ -1,0 +1,219 @@
+//! [`ImapError`]: what can go wrong talking IMAP, and how it maps to [`legacyflo_core::ErrorKind`].
+
+use std::io;
+use std::time::Duration;
+
+use legacyflo_core::{Error, ErrorKind};
+
+/// An IMAP failure. Every variant names the command (and the mailbox when there is one);
+/// none carries a password or token.
+///
+/// Mapping to [`ErrorKind`] (see [`ImapError::kind`]): dropped connections, timeouts and
+/// `BYE` are `Temporary` (the engine reconnects and resumes); `NO [AUTHENTICATIONFAILED]`
+/// and any refused login are `Unauthenticated`; a `NO` carrying Microsoft's
+/// `Suggested Backoff Time: N ms` (or `[LIMIT]`, `[THROTTLED]`) is `RateLimited` with that
+/// delay; `[NONEXISTENT]`/`[TRYCREATE]` are `NotFound`; `BAD` and unparsable input are
+/// `Protocol`; certificate and configuration problems are `InvalidInput`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ImapError {
+    /// The socket failed (connect, read or write).
+    #[error("{command}: connection failed: {source}")]
+    Io {
+        /// The command or step (`connect imap.example.com:993`, `UID FETCH in INBOX`).
+        command: String,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// The server closed the connection.
+    #[error("{command}: the server closed the connection")]
+    Closed {
+        /// The command in flight.
+        command: String,
+    },
+    /// No answer in time.
+    #[error("{command}: no answer within {0:?}", .timeout)]
+    Timeout {
+        /// The command in flight.
+        command: String,
+        /// The limit.
+        timeout: Duration,
+    },
+    /// The TLS handshake failed (an untrusted or invalid certificate, a bad CA file).
+    #[error("{context}: TLS: {message}")]
+    Tls {
+        /// Host and port.
+        context: String,
+        /// What failed.
+        message: String,
+    },
+    /// The server answered `NO`.
+    #[error("{command}{}: NO {text}", mailbox_suffix(.mailbox))]
+    No {
+        /// The command.
+        command: String,
+        /// The mailbox it was about, if any.
+        mailbox: Option<String>,
+        /// The response code (`AUTHENTICATIONFAILED`, `TRYCREATE`, …), if any.
+        code: Option<String>,
+        /// The server's text.
+        text: String,
+    },
+    /// The server answered `BAD`.
+    #[error("{command}{}: BAD {text}", mailbox_suffix(.mailbox))]
+    Bad {
+        /// The command.
+        command: String,
+        /// The mailbox it was about, if any.
+        mailbox: Option<String>,
+        /// The server's text.
+        text: String,
+    },
+    /// The server said `BYE`.
+    #[error("{command}: server said BYE: {text}")]
+    Bye {
+        /// The command in flight.
+        command: String,
+        /// The server's text.
+        text: String,
+    },
+    /// The server sent something we cannot understand.
+    #[error("{command}: protocol error: {message}")]
+    Protocol {
+        /// The command in flight.
+        command: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// The client was configured wrongly (no credentials, missing capability, bad CA file).
+    #[error("{0}")]
+    Config(String),
+}
+
+fn mailbox_suffix(m: &Option<String>) -> String {
+    match m {
+        Some(m) => format!(" `{m}`"),
+        None => String::new(),
+    }
+}
+
+/// Parses Microsoft's `Suggested Backoff Time: N milliseconds` hint.
+pub fn suggested_backoff(text: &str) -> Option<Duration> {
+    let lower = text.to_ascii_lowercase();
+    let idx = lower.find("suggested backoff time:")?;
+    let rest = lower[idx + "suggested backoff time:".len()..].trim_start();
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    let n: u64 = digits.parse().ok()?;
+    let unit = rest[digits.len()..].trim_start();
+    if unit.starts_with("s") && !unit.starts_with("ms") {
+        Some(Duration::from_secs(n))
+    } else {
+        Some(Duration::from_millis(n))
+    }
+}
+
+impl ImapError {
+    /// The category the engine acts on.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ImapError::Io { source, .. } => match source.kind() {
+                io::ErrorKind::InvalidData => ErrorKind::InvalidInput,
+                io::ErrorKind::ConnectionRefused => ErrorKind::Temporary,
+                _ => ErrorKind::Temporary,
+            },
+            ImapError::Closed { .. } | ImapError::Timeout { .. } | ImapError::Bye { .. } => {
+                ErrorKind::Temporary
+            }
+            ImapError::Tls { .. } | ImapError::Config(_) => ErrorKind::InvalidInput,
+            ImapError::Bad { .. } | ImapError::Protocol { .. } => ErrorKind::Protocol,
+            ImapError::No {
+                command,
+                code,
+                text,
+                ..
+            } => {
+                if suggested_backoff(text).is_some() {
+                    return ErrorKind::RateLimited;
+                }
+                let code = code.as_deref().unwrap_or("").to_ascii_uppercase();
+                match code.as_str() {
+                    "AUTHENTICATIONFAILED" | "AUTHORIZATIONFAILED" | "EXPIRED" => {
+                        ErrorKind::Unauthenticated
+                    }
+                    "NOPERM" => ErrorKind::PermissionDenied,
+                    "NONEXISTENT" | "TRYCREATE" => ErrorKind::NotFound,
+                    "LIMIT" | "THROTTLED" => ErrorKind::RateLimited,
+                    "UNAVAILABLE" | "INUSE" | "SERVERBUG" => ErrorKind::Temporary,
+                    "OVERQUOTA" | "TOOBIG" => ErrorKind::Other,
+                    _ if command.starts_with("LOGIN") || command.starts_with("AUTHENTICATE") => {
+                        ErrorKind::Unauthenticated
+                    }
+                    _ => ErrorKind::Other,
+                }
+            }
+        }
+    }
+
+    /// The delay the server asked for, if any.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ImapError::No { text, .. } => suggested_backoff(text),
+            _ => None,
+        }
+    }
+}
+
+impl From<ImapError> for Error {
+    fn from(e: ImapError) -> Self {
+        let kind = e.kind();
+        let retry_after = e.retry_after();
+        Error::Backend {
+            backend: "imap".to_string(),
+            kind,
+            message: e.to_string(),
+            retry_after,
+            source: Some(Box::new(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds() {
+        let no = |cmd: &str, code: Option<&str>, text: &str| ImapError::No {
+            command: cmd.into(),
+            mailbox: Some("INBOX".into()),
+            code: code.map(str::to_string),
+            text: text.into(),
+        };
+        assert_eq!(
+            no("LOGIN alice", Some("AUTHENTICATIONFAILED"), "x").kind(),
+            ErrorKind::Unauthenticated
+        );
+        let o365 = no(
+            "UID FETCH",
+            None,
+            "Request is throttled. Suggested Backoff Time: 1500 milliseconds",
+        );
+        assert_eq!(o365.kind(), ErrorKind::RateLimited);
+        assert_eq!(o365.retry_after(), Some(Duration::from_millis(1500)));
+        let core: Error = o365.into();
+        assert_eq!(core.retry_after(), Some(Duration::from_millis(1500)));
+        assert!(core.to_string().contains("UID FETCH `INBOX`"));
+        assert_eq!(
+            ImapError::Closed {
+                command: "x".into()
+            }
+            .kind(),
+            ErrorKind::Temporary
+        );
+        assert_eq!(
+            no("SELECT", Some("NONEXISTENT"), "x").kind(),
+            ErrorKind::NotFound
+        );
+    }
+}

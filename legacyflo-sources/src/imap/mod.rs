@@ -1,0 +1,82 @@
+//! IMAP: a pipelined client ([`client`]), the [`ImapSource`] with provider presets
+//! ([`preset`]), and the helpers the vault sink in `legacyflo-sinks` shares.
+//!
+//! TLS settings the request model does not carry yet are read from the environment by
+//! [`connect_options`]: `LEGACYFLO_SOURCE_TLS` / `LEGACYFLO_DEST_TLS`
+//! (`implicit|starttls|none`), `LEGACYFLO_SOURCE_CA_FILE` / `LEGACYFLO_DEST_CA_FILE`, and
+//! `LEGACYFLO_SOURCE_INSECURE` / `LEGACYFLO_DEST_INSECURE` (`1` accepts any certificate).
+
+pub mod client;
+pub mod preset;
+mod source;
+
+use std::path::PathBuf;
+
+use legacyflo_core::request::ImapEndpoint;
+use legacyflo_core::{Error, ErrorKind, Result};
+
+pub use client::{ConnectOptions, Credentials, ImapClient, ImapError, TlsMode, TokenProvider};
+pub use preset::{ImapPreset, Limits};
+pub use source::{ImapSource, ImapSourceOptions, header_message_id, message_identity};
+
+/// Which side of a request an endpoint is, for the environment variable names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// `LEGACYFLO_SOURCE_*`.
+    Source,
+    /// `LEGACYFLO_DEST_*`.
+    Dest,
+}
+
+/// Connect options for `endpoint`: LOGIN with [`ImapEndpoint::login`] and its password,
+/// TLS from the `LEGACYFLO_{SOURCE,DEST}_{TLS,CA_FILE,INSECURE}` variables (default: by
+/// port, see [`TlsMode::default_for_port`]). Fails with `InvalidInput` on a bad TLS mode
+/// or a missing password.
+pub fn connect_options(endpoint: &ImapEndpoint, side: Side) -> Result<ConnectOptions> {
+    let prefix = match side {
+        Side::Source => "LEGACYFLO_SOURCE",
+        Side::Dest => "LEGACYFLO_DEST",
+    };
+    let env = |k: &str| {
+        std::env::var(format!("{prefix}_{k}"))
+            .ok()
+            .filter(|v| !v.is_empty())
+    };
+    let Some(password) = endpoint.password.clone() else {
+        return Err(Error::backend(
+            "imap",
+            ErrorKind::InvalidInput,
+            format!(
+                "no password for {} on {}",
+                endpoint.login(),
+                endpoint.server
+            ),
+        ));
+    };
+    let mut opts = ConnectOptions::new(
+        endpoint.server.clone(),
+        endpoint.port,
+        Credentials::Login {
+            user: endpoint.login(),
+            password,
+        },
+    );
+    if let Some(t) = env("TLS") {
+        opts.tls = TlsMode::parse(&t).ok_or_else(|| {
+            Error::backend(
+                "imap",
+                ErrorKind::InvalidInput,
+                format!("{prefix}_TLS=`{t}`: expected implicit, starttls or none"),
+            )
+        })?;
+    }
+    opts.ca_file = env("CA_FILE").map(PathBuf::from);
+    opts.insecure = env("INSECURE").is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
+    Ok(opts)
+}
+
+/// The source for `SourceSpec::Imap { preset, endpoint }`.
+pub fn open_imap_source(preset: ImapPreset, endpoint: &ImapEndpoint) -> Result<ImapSource> {
+    let connect = connect_options(endpoint, Side::Source)?;
+    Ok(ImapSource::new(ImapSourceOptions::new(connect, preset)))
+}
