@@ -28,7 +28,9 @@ fn corpus(bytes: u64) -> Vec<Message> {
 
 fn line(case: &str, msgs: usize, bytes: u64, secs: f64, raw_secs: Option<f64>) {
     let mb = bytes as f64 / 1e6;
-    let ratio = raw_secs.map(|r| format!("  time/raw {:.2}x", secs / r)).unwrap_or_default();
+    let ratio = raw_secs
+        .map(|r| format!("  time/raw {:.2}x", secs / r))
+        .unwrap_or_default();
     println!(
         "{case:<28} {msgs:>8} msgs {mb:>9.1} MB {secs:>7.2} s {:>8.1} MB/s {:>9.0} msg/s{ratio}",
         mb / secs,
@@ -51,8 +53,14 @@ fn zip_request(source: &std::path::Path, dest: &std::path::Path) -> Request {
 }
 
 fn main() {
-    let mb: u64 = std::env::var("LEGACYFLO_BENCH_MB").ok().and_then(|v| v.parse().ok()).unwrap_or(1024);
-    let Ok(dir) = tempfile::tempdir_in(std::env::var("LEGACYFLO_BENCH_DIR").unwrap_or_else(|_| std::env::temp_dir().display().to_string())) else {
+    let mb: u64 = std::env::var("LEGACYFLO_BENCH_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024);
+    let Ok(dir) = tempfile::tempdir_in(
+        std::env::var("LEGACYFLO_BENCH_DIR")
+            .unwrap_or_else(|_| std::env::temp_dir().display().to_string()),
+    ) else {
         eprintln!("cannot create a temporary directory");
         std::process::exit(1);
     };
@@ -60,7 +68,11 @@ fn main() {
     let msgs = corpus(mb << 20);
     let total: u64 = msgs.iter().map(Message::size).sum();
     let n = msgs.len();
-    println!("corpus: {n} messages, {:.1} MB, {} folders", total as f64 / 1e6, 12);
+    println!(
+        "corpus: {n} messages, {:.1} MB, {} folders",
+        total as f64 / 1e6,
+        12
+    );
 
     // (a) raw bytes: the physical limit.
     let raw_path = dir.path().join("raw.bin");
@@ -81,7 +93,10 @@ fn main() {
     line("raw file", n, total, raw_secs, None);
     let _ = std::fs::remove_file(&raw_path);
 
-    let Ok(rt) = tokio::runtime::Builder::new_multi_thread().enable_all().build() else {
+    let Ok(rt) = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    else {
         eprintln!("no runtime");
         std::process::exit(1);
     };
@@ -96,7 +111,13 @@ fn main() {
         Ok::<_, legacyflo_core::Error>(Engine::new("MBOX-S3-ZIP", source, sink).run().await)
     });
     match res {
-        Ok(r) if r.error.is_none() => line("zip (engine + zip sink)", n, total, t.elapsed().as_secs_f64(), Some(raw_secs)),
+        Ok(r) if r.error.is_none() => line(
+            "zip (engine + zip sink)",
+            n,
+            total,
+            t.elapsed().as_secs_f64(),
+            Some(raw_secs),
+        ),
         Ok(r) => eprintln!("zip run failed: {:?}", r.error),
         Err(e) => eprintln!("zip sink: {e}"),
     }
@@ -104,9 +125,17 @@ fn main() {
 
     // (c) mbox tree on disk -> ZIP: the quickstart path.
     let mbox_dir = dir.path().join("mbox");
-    let spec = legacyflo_corpus::CorpusSpec { seed: 42, messages: usize::MAX, total_bytes: Some(mb << 20), big_attachments: 3, folders: 12 };
+    let spec = legacyflo_corpus::CorpusSpec {
+        seed: 42,
+        messages: usize::MAX,
+        total_bytes: Some(mb << 20),
+        big_attachments: 3,
+        folders: 12,
+    };
     drop(msgs);
-    if let Err(e) = legacyflo_corpus::write_mbox_tree(&mbox_dir, legacyflo_corpus::bench_corpus(&spec)) {
+    if let Err(e) =
+        legacyflo_corpus::write_mbox_tree(&mbox_dir, legacyflo_corpus::bench_corpus(&spec))
+    {
         eprintln!("cannot write mbox corpus: {e}");
         std::process::exit(1);
     }
@@ -120,7 +149,13 @@ fn main() {
     match res {
         Ok(r) if r.error.is_none() => {
             let t2 = r.report.totals();
-            line("mbox tree -> zip (end to end)", t2.messages as usize, t2.bytes, t.elapsed().as_secs_f64(), Some(raw_secs));
+            line(
+                "mbox tree -> zip (end to end)",
+                t2.messages as usize,
+                t2.bytes,
+                t.elapsed().as_secs_f64(),
+                Some(raw_secs),
+            );
         }
         Ok(r) => eprintln!("mbox->zip run failed: {:?}", r.error),
         Err(e) => eprintln!("mbox->zip: {e}"),

@@ -215,6 +215,36 @@ pub fn field_help(f: Field) -> (&'static str, &'static str, &'static str) {
             DST,
             "Destination folder under which the source's folders are recreated",
         ),
+        Field::SourceTls => (
+            "MODE",
+            SRC,
+            "implicit | starttls | none (default: implicit TLS, STARTTLS on port 143)",
+        ),
+        Field::SourceCaFile => (
+            "PEM",
+            SRC,
+            "CA certificate(s) to trust for the source server",
+        ),
+        Field::SourceInsecure => (
+            "BOOL",
+            SRC,
+            "true accepts any source certificate (testing only)",
+        ),
+        Field::DestTls => (
+            "MODE",
+            DST,
+            "implicit | starttls | none (default: implicit TLS, STARTTLS on port 143)",
+        ),
+        Field::DestCaFile => (
+            "PEM",
+            DST,
+            "CA certificate(s) to trust for the destination server",
+        ),
+        Field::DestInsecure => (
+            "BOOL",
+            DST,
+            "true accepts any destination certificate (testing only)",
+        ),
     }
 }
 

@@ -126,16 +126,14 @@ fn every_problem_is_reported_at_once() {
 fn not_implemented_and_out_of_scope_types() {
     let err = bad(&[
         "run",
-        "GMAIL-S3-ZIP",
+        "GMAILAPI-S3-ZIP",
         "--source-user",
         "u",
-        "--source-password-env",
-        "HOME",
         "--dest-url",
         "out/",
     ]);
     assert!(
-        err.contains("GMAIL-S3-ZIP is not implemented yet in this build"),
+        err.contains("GMAILAPI-S3-ZIP is not implemented yet in this build"),
         "{err}"
     );
     let err = bad(&[
@@ -190,51 +188,73 @@ fn password_values_never_appear() {
     let pw_file = dir.path().join("pw.txt");
     std::fs::write(&pw_file, format!("{SECRET}\n")).expect("write pw");
     let pw_file = pw_file.display().to_string();
-    let cases: Vec<Vec<&str>> = vec![
-        // Valid request of a type not built yet: the password is read, then refused.
-        vec![
-            "run",
-            "IMAP-S3-ZIP",
-            "--source-server",
-            "127.0.0.1",
-            "--source-user",
-            "u",
-            "--source-password-env",
-            "LEGACYFLO_TEST_PW",
-            "--dest-url",
-            "out/",
-        ],
-        vec![
-            "-vvv",
-            "run",
-            "IMAP-S3-ZIP",
-            "--source-server",
-            "127.0.0.1",
-            "--source-user",
-            "u",
-            "--source-password-file",
-            &pw_file,
-            "--dest-url",
-            "out/",
-        ],
-        // Invalid request: every error is printed, the secret is not.
-        vec![
-            "-vvv",
-            "run",
-            "IMAP-VAULTASTIC4",
-            "--source-server",
-            "127.0.0.1",
-            "--source-user",
-            "u",
-            "--source-password-env",
-            "LEGACYFLO_TEST_PW",
-            "--dest-password-file",
-            &pw_file,
-            "--since",
-            "bad",
-        ],
+    // A real login against the test Dovecot with the secret as a (wrong) password.
+    let host = std::env::var("TEST_IMAP_HOST")
+        .expect("TEST_IMAP_HOST: run the tests with `bash scripts/test.sh`, which starts Dovecot");
+    let port = std::env::var("TEST_IMAP_PORT")
+        .expect("TEST_IMAP_PORT: run the tests with `bash scripts/test.sh`, which starts Dovecot");
+    let cases: Vec<(Vec<&str>, i32)> = vec![
+        // Valid request, refused by the server: exit 1, the password is not shown.
+        (
+            vec![
+                "-vvv",
+                "run",
+                "IMAP-S3-ZIP",
+                "--source-server",
+                &host,
+                "--source-port",
+                &port,
+                "--source-tls",
+                "none",
+                "--source-user",
+                "alice",
+                "--source-password-env",
+                "LEGACYFLO_TEST_PW",
+                "--dest-url",
+                "out/",
+            ],
+            1,
+        ),
+        (
+            vec![
+                "run",
+                "IMAP-S3-ZIP",
+                "--source-server",
+                &host,
+                "--source-port",
+                &port,
+                "--source-tls",
+                "none",
+                "--source-user",
+                "alice",
+                "--source-password-file",
+                &pw_file,
+                "--dest-url",
+                "out/",
+            ],
+            1,
+        ),
+        (
+            // Invalid request: every error is printed, the secret is not.
+            vec![
+                "-vvv",
+                "run",
+                "IMAP-VAULTASTIC4",
+                "--source-server",
+                "127.0.0.1",
+                "--source-user",
+                "u",
+                "--source-password-env",
+                "LEGACYFLO_TEST_PW",
+                "--dest-password-file",
+                &pw_file,
+                "--since",
+                "bad",
+            ],
+            2,
+        ),
     ];
-    for args in cases {
+    for (args, code) in cases {
         let o = bin()
             .current_dir(dir.path())
             .env("LEGACYFLO_TEST_PW", SECRET)
@@ -242,7 +262,7 @@ fn password_values_never_appear() {
             .args(&args)
             .output()
             .expect("run");
-        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
+        assert_eq!(o.status.code(), Some(code), "{args:?}: {}", text(&o));
         assert!(
             !text(&o).contains(SECRET),
             "secret printed for {args:?}:\n{}",

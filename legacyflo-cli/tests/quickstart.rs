@@ -154,3 +154,34 @@ fn dry_run_prints_folders_and_counts_and_writes_nothing() {
     assert!(!dir.path().join("state").exists(), "dry run wrote state");
     assert_eq!(list(dir.path()), vec!["report.json".to_string()]);
 }
+
+/// Deleting the outputs of a finished run and running again writes them again.
+#[test]
+fn rerun_after_deleting_outputs_writes_them_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let state = tmp.path().join("state");
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/../samples/mailbox");
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_legacyflo"))
+            .args(["-q", "run", "MBOX-S3-ZIP", "--source-url", sample])
+            .arg("--dest-url")
+            .arg(format!("{}/", out.display()))
+            .arg("--state-dir")
+            .arg(&state)
+            .output()
+            .unwrap()
+    };
+    assert!(run().status.success());
+    let zip = out.join("mailbox.zip");
+    assert!(zip.exists());
+    std::fs::remove_dir_all(&out).unwrap();
+    let again = run();
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert!(zip.exists(), "the archive must be written again");
+    assert!(out.join("mailbox.csv").exists());
+}

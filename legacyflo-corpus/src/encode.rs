@@ -449,40 +449,8 @@ pub fn rfc2231_value(text: &str) -> String {
     out
 }
 
-/// IMAP modified UTF-7 (RFC 3501 5.1.3), as used for mailbox names on the wire and,
-/// by Dovecot, on disk: printable ASCII stays as is (`&` becomes `&-`), everything else is
-/// UTF-16BE in base64 (with `,` for `/`, no padding) between `&` and `-`.
-pub fn mutf7_encode(name: &str) -> String {
-    fn flush(buf: &mut Vec<u16>, out: &mut String) {
-        if buf.is_empty() {
-            return;
-        }
-        let bytes: Vec<u8> = buf.iter().flat_map(|u| u.to_be_bytes()).collect();
-        let mut b64 = String::new();
-        base64_into(&bytes, &mut b64, false);
-        out.push('&');
-        out.push_str(&b64.replace('/', ","));
-        out.push('-');
-        buf.clear();
-    }
-    let mut out = String::with_capacity(name.len());
-    let mut buf: Vec<u16> = Vec::new();
-    for c in name.chars() {
-        if (' '..='~').contains(&c) {
-            flush(&mut buf, &mut out);
-            if c == '&' {
-                out.push_str("&-");
-            } else {
-                out.push(c);
-            }
-        } else {
-            let mut units = [0u16; 2];
-            buf.extend_from_slice(c.encode_utf16(&mut units));
-        }
-    }
-    flush(&mut buf, &mut out);
-    out
-}
+/// IMAP modified UTF-7 (RFC 3501 5.1.3): the same encoder the sinks and sources use.
+pub use legacyflo_core::codec::mutf7_encode;
 
 /// Civil date (year, month 1-12, day 1-31) of a day count since 1970-01-01
 /// (H. Hinnant's `civil_from_days`).

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::GenMessage;
-use crate::encode::{asctime_utc, mutf7_encode};
+use crate::encode::asctime_utc;
 
 /// Escapes one folder segment for use as a file or directory name in an mbox tree:
 /// `%` becomes `%25`, `/` becomes `%2F`, NUL becomes `%00`, and a leading `.` becomes `%2E`
@@ -196,16 +196,7 @@ pub fn write_mbox_tree(dir: &Path, msgs: impl IntoIterator<Item = GenMessage>) -
 /// with `~` as the escape character; mUTF-7 never produces `~` itself, so this is
 /// reversible).
 pub fn maildir_escape_segment(seg: &str) -> String {
-    let mut out = String::new();
-    for c in mutf7_encode(seg).chars() {
-        match c {
-            '~' => out.push_str("~7e"),
-            '.' => out.push_str("~2e"),
-            '/' => out.push_str("~2f"),
-            _ => out.push(c),
-        }
-    }
-    out
+    legacyflo_core::codec::maildir_encode(seg)
 }
 
 /// Directory of a folder in a Maildir++ tree: `dir` itself for INBOX (`["INBOX"]` or

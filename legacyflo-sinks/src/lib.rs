@@ -7,9 +7,9 @@
 //! - [`maildir::MaildirSink`]: a Maildir++ tree;
 //! - [`mbox::MboxSink`]: a tree of mboxrd files.
 //!
-//! [`open_sink`] builds the right one for a validated [`Request`]. PST files, S3
-//! destinations and IMAP vaults will be further modules beside these; until then their
-//! requests are answered with
+//! [`open_sink`] builds the right one for a validated [`Request`]: ZIP, Maildir, mbox and
+//! PST files on a local path, and IMAP vaults. S3 destinations will be a further module;
+//! until then their requests are answered with
 //! [`ErrorKind::Unsupported`](legacyflo_core::ErrorKind::Unsupported).
 //!
 //! Every sink honours the [`Sink`] contract: bytes kept exactly, writes durable at
@@ -38,6 +38,7 @@ mod error;
 pub mod imap;
 pub mod maildir;
 pub mod mbox;
+pub mod pst;
 mod util;
 pub mod zip;
 
@@ -50,9 +51,9 @@ pub use error::SinkError;
 ///
 /// `DestSpec::File` with a local path gives the ZIP sink (`EmlZip`; the location is the
 /// archive), the Maildir sink or the mbox sink (the location is the tree's root);
-/// `DestSpec::Imap` gives the [`imap::ImapSink`] (TLS settings from `LEGACYFLO_DEST_TLS`,
-/// `LEGACYFLO_DEST_CA_FILE`, `LEGACYFLO_DEST_INSECURE`). S3
-/// destinations, PST files and Microsoft 365 give an
+/// `DestSpec::Imap` gives the [`imap::ImapSink`] (TLS from the request's `--dest-tls`,
+/// `--dest-ca-file`, `--dest-insecure`). A local PST gives the [`pst::PstSink`]. S3
+/// destinations and Microsoft 365 give an
 /// [`ErrorKind::Unsupported`](legacyflo_core::ErrorKind::Unsupported) error saying they are
 /// not implemented yet in this build. Nothing is written until [`Sink::open`].
 pub fn open_sink(request: &Request) -> Result<Box<dyn Sink>> {
@@ -66,7 +67,7 @@ pub fn open_sink(request: &Request) -> Result<Box<dyn Sink>> {
             FileFormat::EmlZip => Ok(Box::new(zip::ZipSink::new(path.clone()))),
             FileFormat::Maildir => Ok(Box::new(maildir::MaildirSink::new(path.clone()))),
             FileFormat::Mbox => Ok(Box::new(mbox::MboxSink::new(path.clone()))),
-            FileFormat::Pst => Err(unsupported("writing PST files is")),
+            FileFormat::Pst => Ok(Box::new(pst::PstSink::new(path.clone()))),
         },
         DestSpec::File {
             location: Location::S3 { .. },
@@ -123,10 +124,14 @@ mod tests {
                 .kind(),
             "mbox"
         );
-        for (kind, dest) in [
-            ("MBOX-S3-ZIP", "s3://bucket/out/x.zip".to_string()),
-            ("MBOX-S3-PST", format!("{d}/x.pst")),
-        ] {
+        assert_eq!(
+            open_sink(&request("MBOX-S3-PST", &d, &format!("{d}/x.pst")))
+                .unwrap()
+                .kind(),
+            "pst"
+        );
+        {
+            let (kind, dest) = ("MBOX-S3-ZIP", "s3://bucket/out/x.zip".to_string());
             let err = open_sink(&request(kind, &d, &dest)).err().unwrap();
             assert_eq!(err.kind(), ErrorKind::Unsupported, "{kind}");
             assert!(

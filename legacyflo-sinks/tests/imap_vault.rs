@@ -81,6 +81,7 @@ struct Harness {
     server: ImapServer,
     user: &'static str,
     n: AtomicUsize,
+    batch: usize,
 }
 
 impl Harness {
@@ -92,11 +93,17 @@ impl Harness {
 #[async_trait]
 impl SinkHarness for Harness {
     async fn sink(&self) -> Box<dyn Sink> {
-        Box::new(ImapSink::new(ImapSinkOptions::new(
+        let mut o = ImapSinkOptions::new(
             login(&self.server, self.user, self.server.port),
             ImapPreset::Vaultastic4,
-            FolderPath::new([self.root()]),
-        )))
+            FolderPath::new([format!(
+                "{}{}",
+                self.root(),
+                if self.batch > 1 { "b" } else { "" }
+            )]),
+        );
+        o.append_batch = self.batch;
+        Box::new(ImapSink::new(o))
     }
 
     async fn read_back(&self) -> Vec<Message> {
@@ -104,7 +111,11 @@ impl SinkHarness for Harness {
             login(&self.server, self.user, self.server.port),
             ImapPreset::Generic,
         );
-        o.root = Some(self.root());
+        o.root = Some(format!(
+            "{}{}",
+            self.root(),
+            if self.batch > 1 { "b" } else { "" }
+        ));
         read_all(&ImapSource::new(o)).await
     }
 
@@ -134,14 +145,14 @@ async fn write_all(sink: &mut Box<dyn Sink>, msgs: &[Message]) -> Vec<WriteOutco
     out
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn conformance_suite() {
+async fn suite(user: &'static str, batch: usize) {
     let server = imap_server();
-    reset_user(&server, "vault");
+    reset_user(&server, user);
     let h = Harness {
         server,
-        user: "vault",
+        user,
         n: AtomicUsize::new(0),
+        batch,
     };
     conformance::sink_round_trip(
         &h,
@@ -167,7 +178,8 @@ async fn conformance_suite() {
     // The suite's crash case expects the re-delivered uncommitted messages to be written
     // again (file sinks discard them). A server cannot discard an acknowledged APPEND, so
     // the sink recognises them instead (the Sink contract's other branch): they are
-    // `Duplicate`, the rest `Written`, and nothing is stored twice.
+    // `Duplicate` (or `Written` when a batch never left the sink), and nothing is stored
+    // twice.
     h.reset().await;
     let msgs = canonical(legacyflo_testkit::corpus::generated(10, 13));
     let mut first = h.sink().await;
@@ -179,29 +191,43 @@ async fn conformance_suite() {
     let mut second = h.sink().await;
     second.open(Some(state)).await.expect("open with state");
     let outcomes = write_all(&mut second, &msgs[5..]).await;
-    assert!(
-        outcomes[..3].iter().all(|o| *o == WriteOutcome::Duplicate),
-        "{outcomes:?}"
-    );
-    assert!(
-        outcomes[3..]
-            .iter()
-            .all(|o| matches!(o, WriteOutcome::Written { id: Some(_) })),
-        "{outcomes:?}"
-    );
+    if batch == 1 {
+        assert!(
+            outcomes[..3].iter().all(|o| *o == WriteOutcome::Duplicate),
+            "{outcomes:?}"
+        );
+        assert!(
+            outcomes[3..]
+                .iter()
+                .all(|o| matches!(o, WriteOutcome::Written { id: Some(_) })),
+            "{outcomes:?}"
+        );
+    }
     second.finish().await.expect("finish");
     conformance::assert_delivered("crash resume", &msgs, &h.read_back().await, None, h.caps());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_suite_one_append_per_write() {
+    suite("vault", 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_suite_multiappend_batches() {
+    suite("alice", 64).await;
 }
 
 #[tokio::test]
 async fn vault_folders_reserved_names_and_appenduid() {
     let server = imap_server();
     reset_user(&server, "dst");
-    let mut sink: Box<dyn Sink> = Box::new(ImapSink::new(ImapSinkOptions::new(
+    let mut o = ImapSinkOptions::new(
         login(&server, "dst", server.port),
         ImapPreset::Vaultastic4,
         FolderPath::root(),
-    )));
+    );
+    o.append_batch = 1;
+    let mut sink: Box<dyn Sink> = Box::new(ImapSink::new(o));
     sink.open(None).await.unwrap();
     let mut m = Message::new(
         &b"Message-ID: <r@x>\r\nSubject: r\r\n\r\nx\r\n"[..],
@@ -315,4 +341,106 @@ async fn imap_to_vault_survives_cut_connections() {
         "SHA-256 multisets differ"
     );
     assert_eq!(got.len(), 600);
+}
+
+fn kill_request(server: &ImapServer) -> (Arc<ImapSource>, Box<ImapSink>, EngineOptions) {
+    let source = Arc::new(ImapSource::new(ImapSourceOptions::new(
+        login(server, "src", server.port),
+        ImapPreset::Generic,
+    )));
+    let sink = Box::new(ImapSink::new(ImapSinkOptions::new(
+        login(server, "empty", server.port),
+        ImapPreset::Vaultastic4,
+        FolderPath::new(["K"]),
+    )));
+    let opts = EngineOptions {
+        commit_every_messages: 100,
+        jobs: 2,
+        ..EngineOptions::default()
+    };
+    (source, sink, opts)
+}
+
+/// The child of `sigkill_mid_run_then_resume`: runs IMAP -> vault until it is killed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run by sigkill_mid_run_then_resume as a child process"]
+async fn sigkill_child() {
+    let Ok(dir) = std::env::var("LEGACYFLO_KILL_STATE") else {
+        return;
+    };
+    let server = imap_server();
+    let (source, sink, opts) = kill_request(&server);
+    let res = Engine::new("IMAP-VAULTASTIC4", source, sink)
+        .state(Arc::new(LocalStateStore::new(
+            std::path::Path::new(&dir),
+            "kill",
+        )))
+        .options(opts)
+        .run()
+        .await;
+    assert!(res.error.is_none(), "{:?}", res.error);
+}
+
+/// SIGKILL in the middle of an IMAP -> vault run, then the same request again: every
+/// message exactly once (SHA-256 multisets of source and destination agree).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_run_then_resume() {
+    let server = imap_server();
+    reset_user(&server, "src");
+    reset_user(&server, "empty");
+    let msgs = canonical(legacyflo_testkit::corpus::generated(3000, 41));
+    type Seed<'a> = Vec<(Vec<u8>, &'a str, i64)>;
+    let mut by_folder: BTreeMap<FolderPath, Seed> = BTreeMap::new();
+    for m in &msgs {
+        by_folder.entry(m.folder.clone()).or_default().push((
+            m.raw.to_vec(),
+            "",
+            m.internal_date.map(|d| d.timestamp()).unwrap_or(0),
+        ));
+    }
+    for (f, seed) in &by_folder {
+        let segs: Vec<&str> = f.segments().iter().map(String::as_str).collect();
+        seed_maildir(&server, "src", &segs, seed);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "sigkill_child", "--ignored", "--nocapture"])
+        .env("LEGACYFLO_KILL_STATE", dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it right after its first checkpoint.
+    let t = std::time::Instant::now();
+    loop {
+        let has_state = std::fs::read_dir(dir.path())
+            .map(|d| d.count() > 0)
+            .unwrap_or(false);
+        if has_state || t.elapsed() > std::time::Duration::from_secs(120) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    child.kill().unwrap(); // SIGKILL
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "the child finished before it was killed");
+    let (source, sink, opts) = kill_request(&server);
+    let res = Engine::new("IMAP-VAULTASTIC4", source, sink)
+        .state(Arc::new(LocalStateStore::new(dir.path(), "kill")))
+        .options(opts)
+        .run()
+        .await;
+    assert!(res.error.is_none(), "{:?}", res.error);
+    let totals = res.report.totals();
+    eprintln!("resumed run: {totals:?}");
+    let mut o = ImapSourceOptions::new(login(&server, "empty", server.port), ImapPreset::Generic);
+    o.root = Some("K".into());
+    let got = read_all(&ImapSource::new(o)).await;
+    assert_eq!(got.len(), msgs.len(), "every message exactly once");
+    assert_eq!(
+        sha_multiset(&got),
+        sha_multiset(&msgs),
+        "SHA-256 multisets differ"
+    );
 }

@@ -35,6 +35,7 @@ mod error;
 pub mod imap;
 pub mod maildir;
 pub mod mbox;
+pub mod pst;
 mod util;
 
 use std::sync::Arc;
@@ -47,7 +48,8 @@ pub use error::SourceError;
 /// Builds the source of a validated request.
 ///
 /// `SourceSpec::File` with a local path gives the file source of its format (mbox,
-/// Maildir, eml-zip). S3 inputs, PST files, IMAP and the cloud APIs give an
+/// Maildir, eml-zip, PST); `SourceSpec::Imap` the IMAP source. S3 inputs and the cloud
+/// APIs give an
 /// [`ErrorKind::Unsupported`](legacyflo_core::ErrorKind::Unsupported) error saying they are not implemented yet in this build.
 /// Nothing is read here; a missing input is reported by the first
 /// [`Source::list_folders`].
@@ -62,7 +64,7 @@ pub fn open_source(request: &Request) -> Result<Arc<dyn Source>> {
             FileFormat::Mbox => Ok(Arc::new(mbox::MboxSource::new(path.clone()))),
             FileFormat::Maildir => Ok(Arc::new(maildir::MaildirSource::new(path.clone()))),
             FileFormat::EmlZip => Ok(Arc::new(emlzip::EmlZipSource::new(path.clone()))),
-            FileFormat::Pst => Err(unsupported("reading PST files is")),
+            FileFormat::Pst => Ok(Arc::new(pst::PstSource::new(path.clone()))),
         },
         SourceSpec::File {
             location: Location::S3 { .. },
@@ -118,10 +120,14 @@ mod tests {
                 .kind(),
             "eml-zip"
         );
-        for (kind, src) in [
-            ("MBOX-S3-ZIP", "s3://bucket/in.zip"),
-            ("PST-S3-ZIP", z.as_str()),
-        ] {
+        assert_eq!(
+            open_source(&request("PST-S3-ZIP", z.as_str(), &out))
+                .unwrap()
+                .kind(),
+            "pst"
+        );
+        {
+            let (kind, src) = ("MBOX-S3-ZIP", "s3://bucket/in.zip");
             let err = open_source(&request(kind, src, &out)).err().unwrap();
             assert_eq!(err.kind(), ErrorKind::Unsupported, "{kind}");
             assert!(

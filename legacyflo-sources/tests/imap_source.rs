@@ -333,3 +333,127 @@ async fn presets_select_folders() {
         assert!(!paths.contains(&skip.to_string()), "{paths:?}");
     }
 }
+
+/// Makes HS256 JWTs signed with `TEST_JWT_HS256_SECRET`, as the test Dovecot validates.
+struct JwtProvider(Vec<u8>);
+
+fn hmac_sha256(key: &[u8], msg: &[u8]) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    let mut k = [0u8; 64];
+    if key.len() > 64 {
+        k[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        k[..key.len()].copy_from_slice(key);
+    }
+    let ipad: Vec<u8> = k.iter().map(|b| b ^ 0x36).collect();
+    let opad: Vec<u8> = k.iter().map(|b| b ^ 0x5c).collect();
+    let inner = Sha256::digest([&ipad[..], msg].concat());
+    Sha256::digest([&opad[..], &inner[..]].concat()).to_vec()
+}
+
+#[async_trait]
+impl legacyflo_sources::imap::TokenProvider for JwtProvider {
+    async fn token(&self, user: &str) -> Result<Secret, legacyflo_sources::imap::ImapError> {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let exp = chrono::Utc::now().timestamp() + 3600;
+        let head = b64.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+        let body = b64.encode(format!(r#"{{"sub":"{user}","exp":{exp}}}"#));
+        let input = format!("{head}.{body}");
+        let sig = b64.encode(hmac_sha256(&self.0, input.as_bytes()));
+        Ok(Secret::new(format!("{input}.{sig}")))
+    }
+}
+
+#[tokio::test]
+async fn xoauth2_with_a_token_provider() {
+    let server = imap_server();
+    let secret = std::env::var("TEST_JWT_HS256_SECRET").expect("TEST_JWT_HS256_SECRET");
+    let mut o = login(&server, "carol@example.test");
+    o.credentials = Credentials::XOAuth2 {
+        user: "carol@example.test".into(),
+        provider: Arc::new(JwtProvider(secret.into_bytes())),
+    };
+    let src = ImapSource::new(ImapSourceOptions::new(o.clone(), ImapPreset::Generic));
+    assert!(src.list_folders().await.is_ok());
+    o.credentials = Credentials::XOAuth2 {
+        user: "carol@example.test".into(),
+        provider: Arc::new(JwtProvider(b"wrong".to_vec())),
+    };
+    let err = ImapSource::new(ImapSourceOptions::new(o, ImapPreset::Generic))
+        .list_folders()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unauthenticated, "{err}");
+}
+
+/// UIDVALIDITY changes (the server rebuilt the folder): resuming from an old position
+/// finds the last migrated message by identity and yields exactly the ones after it.
+#[tokio::test]
+async fn resume_after_uidvalidity_change_uses_identity() {
+    let server = imap_server();
+    reset_user(&server, "dst");
+    let raws: Vec<Vec<u8>> = (0..20)
+        .map(|i| {
+            format!("Message-ID: <renum{i}@x>\r\nSubject: {i}\r\n\r\nbody {i}\r\n").into_bytes()
+        })
+        .collect();
+    let seed: Vec<(Vec<u8>, &str, i64)> = raws
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.clone(), "", 1_700_000_000 + i as i64))
+        .collect();
+    seed_maildir(&server, "dst", &["Renum"], &seed);
+    let folder = FolderPath::new(["Renum"]);
+    let (pos8, v1) = {
+        let src = ImapSource::new(ImapSourceOptions::new(
+            login(&server, "dst"),
+            ImapPreset::Generic,
+        ));
+        let mut s = src.stream(&folder, &Filter::default(), None).await.unwrap();
+        let mut positions = Vec::new();
+        while let Some(ev) = s.next().await {
+            positions.push(ev.unwrap().position().clone());
+        }
+        assert_eq!(positions.len(), 20);
+        let v1 = positions[7].split(':').next().unwrap().to_string();
+        (positions[7].clone(), v1)
+    }; // the source and its connections are dropped here
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // Make Dovecot forget the folder's UIDs: it renumbers with a new UIDVALIDITY.
+    let dir = server.folder_dir("dst", &["Renum"]);
+    for f in std::fs::read_dir(&dir).unwrap() {
+        let p = f.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().to_string();
+        if name.starts_with("dovecot") {
+            std::fs::remove_file(&p).unwrap();
+        }
+    }
+    for f in std::fs::read_dir(server.user_maildir("dst")).unwrap() {
+        let p = f.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().to_string();
+        if name.starts_with("dovecot.list.index") {
+            std::fs::remove_file(&p).unwrap();
+        }
+    }
+    let src = ImapSource::new(ImapSourceOptions::new(
+        login(&server, "dst"),
+        ImapPreset::Generic,
+    ));
+    let mut s = src
+        .stream(&folder, &Filter::default(), Some(&pos8))
+        .await
+        .unwrap();
+    let mut rest = Vec::new();
+    while let Some(ev) = s.next().await {
+        if let SourceEvent::Message(i) = ev.unwrap() {
+            assert_ne!(
+                i.message.source_id.split(':').next().unwrap(),
+                v1,
+                "UIDVALIDITY did not change"
+            );
+            rest.push(i.message.raw.to_vec());
+        }
+    }
+    assert_eq!(rest, raws[8..].to_vec());
+}

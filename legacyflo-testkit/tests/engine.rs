@@ -301,3 +301,55 @@ async fn corrupt_state_is_an_error_not_a_restart() {
     .await;
     assert!(matches!(r.error, Some(Error::State(_))), "{:?}", r.error);
 }
+
+/// A source whose folder listing fails twice with a temporary error.
+struct FlakyList {
+    inner: MemorySource,
+    failures: std::sync::atomic::AtomicU32,
+}
+
+#[async_trait]
+impl legacyflo_core::Source for FlakyList {
+    fn kind(&self) -> &str {
+        "flaky-list"
+    }
+    async fn list_folders(&self) -> Result<Vec<legacyflo_core::FolderInfo>> {
+        if self
+            .failures
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            < 2
+        {
+            return Err(Error::backend(
+                "flaky",
+                ErrorKind::Temporary,
+                "connection refused (injected)",
+            ));
+        }
+        self.inner.list_folders().await
+    }
+    async fn stream<'a>(
+        &'a self,
+        folder: &FolderPath,
+        filter: &Filter,
+        after: Option<&legacyflo_core::Position>,
+    ) -> Result<legacyflo_core::MessageStream<'a>> {
+        self.inner.stream(folder, filter, after).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn temporary_listing_failures_are_retried() {
+    let msgs = corpus::generated(20, 10);
+    let src = FlakyList {
+        inner: MemorySource::new(msgs),
+        failures: std::sync::atomic::AtomicU32::new(0),
+    };
+    let sink = MemorySink::new();
+    let res = Engine::new("T", Arc::new(src), Box::new(sink.clone()))
+        .options(fast())
+        .run()
+        .await;
+    assert!(res.error.is_none(), "{:?}", res.error);
+    assert_eq!(res.report.retries, 2);
+    assert_eq!(sink.committed().len(), 20);
+}

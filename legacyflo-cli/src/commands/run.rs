@@ -206,6 +206,38 @@ pub fn already_finished(path: &Path) -> bool {
         .is_some_and(|s| s.finished)
 }
 
+/// A finished run whose local outputs were deleted since is started over: its checkpoint
+/// is removed (with a warning), so that the command writes the outputs again instead of
+/// reporting files that no longer exist.
+pub fn forget_if_outputs_gone(path: &Path) {
+    let Some(state) = std::fs::read(path)
+        .ok()
+        .and_then(|b| RunState::from_bytes(&b).ok())
+    else {
+        return;
+    };
+    if !state.finished {
+        return;
+    }
+    let gone: Vec<&str> = state
+        .outputs
+        .iter()
+        .map(|o| o.location.as_str())
+        .filter(|l| !l.contains("://") && !Path::new(l).exists())
+        .collect();
+    if gone.is_empty() {
+        return;
+    }
+    tracing::warn!(
+        message = "the outputs of the finished run are gone; starting over",
+        missing = %gone.join(", "),
+        state = %path.display()
+    );
+    if let Err(e) = std::fs::remove_file(path) {
+        tracing::warn!(message = "cannot remove the old checkpoint", state = %path.display(), error = %e);
+    }
+}
+
 /// Opens the request's source and sink and runs it through the engine.
 pub async fn execute(
     request: &Request,
@@ -228,6 +260,7 @@ pub async fn execute(
     if !opts.engine.dry_run {
         // A dry run neither reads nor writes checkpoints: it always lists and counts.
         let store = LocalStateStore::new(&opts.state_dir, &request.state_key());
+        forget_if_outputs_gone(store.path());
         state_file_used = Some(store.path().to_path_buf());
         engine = engine.state(Arc::new(store));
     }
@@ -292,6 +325,9 @@ pub async fn run(args: RunArgs, ui: &Ui) -> Result<Exit, CliError> {
         },
     };
     let state = state_file(&opts.state_dir, &request);
+    if !opts.engine.dry_run {
+        forget_if_outputs_gone(&state);
+    }
     if !opts.engine.dry_run && already_finished(&state) {
         ui.err_line(&format!(
             "note: this request already finished (checkpoint {}); nothing to do. Delete that file to run it again.",

@@ -197,7 +197,13 @@ impl Run {
         self.sink.open(self.state.sink.clone()).await?;
         let mut consecutive_failures = 0u32;
         loop {
-            match self.pump().await {
+            let committed_before = self.state.folders.clone();
+            let outcome = self.pump().await;
+            if self.state.folders != committed_before {
+                // Progress was made durable since the last failure: start counting afresh.
+                consecutive_failures = 0;
+            }
+            match outcome {
                 Ok(()) => break,
                 Err(e)
                     if e.is_retryable()
@@ -233,7 +239,25 @@ impl Run {
     }
 
     async fn select_folders(&mut self) -> Result<Vec<crate::source::FolderInfo>> {
-        let all = self.source.list_folders().await?;
+        let mut attempt = 0u32;
+        let all = loop {
+            match self.source.list_folders().await {
+                Ok(all) => break all,
+                Err(e) if e.is_retryable() && attempt < self.options.retry.max_retries => {
+                    attempt += 1;
+                    self.report.retries += 1;
+                    let delay = self.options.retry.delay(attempt, e.retry_after());
+                    warn!(message = "listing folders failed; retrying", error = %e, attempt, delay_ms = delay.as_millis() as u64);
+                    self.emit(ProgressEvent::Retrying {
+                        error: e.to_string(),
+                        attempt,
+                        delay,
+                    });
+                    tokio::time::sleep(delay).await;
+                }
+                Err(e) => return Err(e),
+            }
+        };
         let selected: Vec<_> = all
             .into_iter()
             .filter(|f| f.selectable && self.filter.accepts_folder(&f.path))

@@ -58,6 +58,38 @@ impl fmt::Display for RequestErrors {
 
 impl std::error::Error for RequestErrors {}
 
+/// How an IMAP connection is secured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ImapTls {
+    /// TLS from the first byte (port 993).
+    Implicit,
+    /// Plain connection upgraded with STARTTLS (port 143).
+    StartTls,
+    /// No TLS at all; only when asked for.
+    None,
+}
+
+impl ImapTls {
+    /// Parses `implicit`, `starttls` or `none` (case-insensitive; `ssl`/`tls` mean implicit,
+    /// `plain`/`plaintext` mean none).
+    pub fn parse(s: &str) -> Option<ImapTls> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "implicit" | "ssl" | "tls" => Some(ImapTls::Implicit),
+            "starttls" => Some(ImapTls::StartTls),
+            "none" | "plain" | "plaintext" => Some(ImapTls::None),
+            _ => None,
+        }
+    }
+
+    /// The usual port: 993 for implicit TLS, 143 otherwise.
+    pub fn default_port(self) -> u16 {
+        match self {
+            ImapTls::Implicit => 993,
+            ImapTls::StartTls | ImapTls::None => 143,
+        }
+    }
+}
+
 /// An IMAP account: server, port, login and password.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ImapEndpoint {
@@ -71,6 +103,12 @@ pub struct ImapEndpoint {
     pub domain: Option<String>,
     /// Password, when the auth method uses one.
     pub password: Option<Secret>,
+    /// Transport security; `None` means by port: implicit TLS, STARTTLS on 143.
+    pub tls: Option<ImapTls>,
+    /// CA certificate(s) to trust instead of the public roots.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Accept any server certificate (explicit opt-in, testing only).
+    pub insecure: bool,
 }
 
 impl ImapEndpoint {
@@ -316,6 +354,42 @@ fn parse_port(params: &Params, field: Field, default: u16, errs: &mut RequestErr
     }
 }
 
+/// The TLS fields of one side: mode, CA file (must exist), insecure flag.
+fn parse_tls(
+    params: &Params,
+    fields: (Field, Field, Field),
+    errs: &mut RequestErrors,
+) -> (Option<ImapTls>, Option<std::path::PathBuf>, bool) {
+    let (tls_f, ca_f, insecure_f) = fields;
+    let tls = params.get(tls_f).and_then(|v| {
+        let t = ImapTls::parse(v);
+        if t.is_none() {
+            errs.push(
+                tls_f,
+                format!("`{v}` is not one of implicit, starttls, none"),
+            );
+        }
+        t
+    });
+    let ca = params.get(ca_f).map(std::path::PathBuf::from);
+    if let Some(p) = ca.as_ref().filter(|p| !p.is_file()) {
+        errs.push(ca_f, format!("`{}` is not a readable file", p.display()));
+    }
+    let insecure = match params
+        .get(insecure_f)
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None | Some("false" | "0" | "no") => false,
+        Some("true" | "1" | "yes") => true,
+        Some(other) => {
+            errs.push(insecure_f, format!("`{other}` is not true or false"));
+            false
+        }
+    };
+    (tls, ca, insecure)
+}
+
 fn read_secret(
     params: &Params,
     env_field: Field,
@@ -392,7 +466,13 @@ fn parse_source(
                 ),
                 _ => None,
             };
-            let port = parse_port(params, Field::SourcePort, 993, errs);
+            let (tls, ca_file, insecure) = parse_tls(
+                params,
+                (Field::SourceTls, Field::SourceCaFile, Field::SourceInsecure),
+                errs,
+            );
+            let default_port = tls.map_or(993, ImapTls::default_port);
+            let port = parse_port(params, Field::SourcePort, default_port, errs);
             SourceSpec::Imap {
                 preset,
                 endpoint: ImapEndpoint {
@@ -401,6 +481,9 @@ fn parse_source(
                     user: user.unwrap_or_default().to_string(),
                     domain: params.get(Field::SourceDomain).map(str::to_string),
                     password,
+                    tls,
+                    ca_file,
+                    insecure,
                 },
             }
         }
@@ -555,7 +638,13 @@ fn parse_dest(
                 secrets,
                 errs,
             );
-            let port = parse_port(params, Field::DestPort, 993, errs);
+            let (tls, ca_file, insecure) = parse_tls(
+                params,
+                (Field::DestTls, Field::DestCaFile, Field::DestInsecure),
+                errs,
+            );
+            let default_port = tls.map_or(993, ImapTls::default_port);
+            let port = parse_port(params, Field::DestPort, default_port, errs);
             let folder = params
                 .get(Field::DestFolder)
                 .map(|f| FolderPath::parse(f, '/'))
@@ -578,6 +667,9 @@ fn parse_dest(
                     user: user.unwrap_or_default().to_string(),
                     domain: params.get(Field::DestDomain).map(str::to_string),
                     password,
+                    tls,
+                    ca_file,
+                    insecure,
                 },
                 folder,
             }

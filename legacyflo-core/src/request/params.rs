@@ -76,6 +76,12 @@ fields! {
     SourcePasswordFile => "source_password_file", "Source Password File";
     /// Source file or directory: local path, `file://` or `s3://bucket/key`.
     SourceUrl => "source_url", "Source File";
+    /// Source IMAP transport security: `implicit`, `starttls` or `none`.
+    SourceTls => "source_tls", "Source TLS";
+    /// PEM file of the CA that signed the source server's certificate.
+    SourceCaFile => "source_ca_file", "Source CA File";
+    /// `true` accepts any source server certificate (testing only).
+    SourceInsecure => "source_insecure", "Source Insecure";
     /// Lower date bound, `YYYY-MM-DD`, inclusive.
     Since => "since", "Since";
     /// Upper date bound, `YYYY-MM-DD`, exclusive.
@@ -100,6 +106,12 @@ fields! {
     DestPasswordFile => "dest_password_file", "Destination Password File";
     /// Destination folder under which the hierarchy is recreated.
     DestFolder => "dest_folder", "Destination Folder";
+    /// Destination IMAP transport security: `implicit`, `starttls` or `none`.
+    DestTls => "dest_tls", "Destination TLS";
+    /// PEM file of the CA that signed the destination server's certificate.
+    DestCaFile => "dest_ca_file", "Destination CA File";
+    /// `true` accepts any destination server certificate (testing only).
+    DestInsecure => "dest_insecure", "Destination Insecure";
 }
 
 impl Field {

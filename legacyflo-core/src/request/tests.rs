@@ -189,3 +189,35 @@ fn state_key_ignores_secret_sources() {
     assert!(a.starts_with("mbox-s3-zip-"));
     assert_ne!(a, b);
 }
+
+#[test]
+fn tls_fields_are_checked() {
+    let base = Params::new()
+        .with(Field::Type, "IMAP-S3-ZIP")
+        .with(Field::SourceServer, "imap.example.test")
+        .with(Field::SourceUser, "u")
+        .with(Field::SourcePasswordEnv, "SRC_PW")
+        .with(Field::DestUrl, "out/x.zip");
+    let r = check(base.clone().with(Field::SourceTls, "starttls"));
+    let Ok(r) = r else { panic!("{r:?}") };
+    let SourceSpec::Imap { endpoint, .. } = &r.source else {
+        panic!("not imap")
+    };
+    assert_eq!(endpoint.tls, Some(ImapTls::StartTls));
+    assert_eq!(endpoint.port, 143, "STARTTLS defaults to port 143");
+    let e = check(base.clone().with(Field::SourceTls, "ssl3"))
+        .err()
+        .unwrap_or_default();
+    assert!(e.has(Field::SourceTls), "{e}");
+    let e = check(base.clone().with(Field::SourceCaFile, "/no/such/ca.pem"))
+        .err()
+        .unwrap_or_default();
+    assert!(
+        e.to_string().contains("Source CA File (--source-ca-file)"),
+        "{e}"
+    );
+    let e = check(base.with(Field::SourceInsecure, "maybe"))
+        .err()
+        .unwrap_or_default();
+    assert!(e.has(Field::SourceInsecure));
+}

@@ -214,7 +214,7 @@ static REQUEST_TYPES: &[RequestType] = &[
         S::Imap(P::Generic),
         ZIP,
         A::Password,
-        Later,
+        Yes,
         "any IMAP mailbox -> ZIP of .eml"
     ),
     t!(
@@ -222,7 +222,7 @@ static REQUEST_TYPES: &[RequestType] = &[
         S::Imap(P::Generic),
         PST,
         A::Password,
-        Later,
+        Yes,
         "any IMAP mailbox -> PST"
     ),
     t!(
@@ -230,7 +230,7 @@ static REQUEST_TYPES: &[RequestType] = &[
         S::Imap(P::Gmail),
         ZIP,
         A::Password,
-        Later,
+        Yes,
         "Gmail over IMAP (password) -> ZIP of .eml"
     ),
     t!(
@@ -238,7 +238,7 @@ static REQUEST_TYPES: &[RequestType] = &[
         S::Imap(P::Gmail),
         PST,
         A::Password,
-        Later,
+        Yes,
         "Gmail over IMAP (password) -> PST"
     ),
     t!(
@@ -310,7 +310,7 @@ static REQUEST_TYPES: &[RequestType] = &[
         S::Imap(P::Yahoo),
         ZIP,
         A::Password,
-        Later,
+        Yes,
         "Yahoo Mail over IMAP -> ZIP of .eml"
     ),
     t!(
@@ -318,7 +318,7 @@ static REQUEST_TYPES: &[RequestType] = &[
         S::Imap(P::Yahoo),
         PST,
         A::Password,
-        Later,
+        Yes,
         "Yahoo Mail over IMAP -> PST"
     ),
     t!(
@@ -326,7 +326,7 @@ static REQUEST_TYPES: &[RequestType] = &[
         S::Imap(P::Mithi),
         ZIP,
         A::Password,
-        Later,
+        Yes,
         "SkyConnect/Vaultastic over IMAP -> ZIP of .eml"
     ),
     t!(
@@ -334,7 +334,7 @@ static REQUEST_TYPES: &[RequestType] = &[
         S::Imap(P::Mithi),
         PST,
         A::Password,
-        Later,
+        Yes,
         "SkyConnect/Vaultastic over IMAP -> PST"
     ),
     t!(
@@ -342,7 +342,7 @@ static REQUEST_TYPES: &[RequestType] = &[
         S::Imap(P::Exchange),
         ZIP,
         A::Password,
-        Later,
+        Yes,
         "Exchange over IMAP -> ZIP of .eml"
     ),
     t!(
@@ -350,7 +350,7 @@ static REQUEST_TYPES: &[RequestType] = &[
         S::Imap(P::Exchange),
         PST,
         A::Password,
-        Later,
+        Yes,
         "Exchange over IMAP -> PST"
     ),
     // File conversions.
@@ -367,7 +367,7 @@ static REQUEST_TYPES: &[RequestType] = &[
         S::File(F::Mbox),
         PST,
         A::None,
-        Later,
+        Yes,
         "mbox file or tree -> PST"
     ),
     t!(
@@ -383,7 +383,7 @@ static REQUEST_TYPES: &[RequestType] = &[
         S::File(F::Maildir),
         PST,
         A::None,
-        Later,
+        Yes,
         "Maildir / Maildir++ tree -> PST"
     ),
     t!(
@@ -399,7 +399,7 @@ static REQUEST_TYPES: &[RequestType] = &[
         S::File(F::EmlZip),
         PST,
         A::None,
-        Later,
+        Yes,
         "ZIP of .eml -> PST"
     ),
     t!(
@@ -407,7 +407,7 @@ static REQUEST_TYPES: &[RequestType] = &[
         S::File(F::Pst),
         ZIP,
         A::None,
-        Later,
+        Yes,
         "PST -> ZIP of .eml"
     ),
     // legacyflo extensions: local mailbox trees.
@@ -457,7 +457,7 @@ static REQUEST_TYPES: &[RequestType] = &[
         S::Imap(P::Generic),
         V4,
         A::Password,
-        Later,
+        Yes,
         "any IMAP mailbox -> Vaultastic V4 vault"
     ),
     t!(
@@ -465,7 +465,7 @@ static REQUEST_TYPES: &[RequestType] = &[
         S::Imap(P::Gmail),
         V4,
         A::Password,
-        Later,
+        Yes,
         "Gmail over IMAP (password) -> vault"
     ),
     t!(
@@ -513,7 +513,7 @@ static REQUEST_TYPES: &[RequestType] = &[
         S::Imap(P::Yahoo),
         V4,
         A::Password,
-        Later,
+        Yes,
         "Yahoo Mail over IMAP -> vault"
     ),
     t!(
@@ -521,7 +521,7 @@ static REQUEST_TYPES: &[RequestType] = &[
         S::Imap(P::Mithi),
         V4,
         A::Password,
-        Later,
+        Yes,
         "SkyConnect/Vaultastic over IMAP -> vault"
     ),
     t!(
@@ -529,7 +529,7 @@ static REQUEST_TYPES: &[RequestType] = &[
         S::File(F::Pst),
         V4,
         A::None,
-        Later,
+        Yes,
         "PST (local or S3) -> vault"
     ),
     t!(
@@ -537,7 +537,7 @@ static REQUEST_TYPES: &[RequestType] = &[
         S::File(F::EmlZip),
         V4,
         A::None,
-        Later,
+        Yes,
         "ZIP of .eml (local or S3) -> vault"
     ),
     t!(
@@ -545,7 +545,7 @@ static REQUEST_TYPES: &[RequestType] = &[
         S::File(F::Mbox),
         V4,
         A::None,
-        Later,
+        Yes,
         "mbox, plain or zipped (local or S3) -> vault"
     ),
     t!(
@@ -553,7 +553,7 @@ static REQUEST_TYPES: &[RequestType] = &[
         S::File(F::Maildir),
         V4,
         A::None,
-        Later,
+        Yes,
         "Maildir tree -> vault (legacyflo extension)"
     ),
     // Into SkyConnect/Vaultastic mailboxes (the service's older family).
@@ -562,7 +562,7 @@ static REQUEST_TYPES: &[RequestType] = &[
         S::File(F::Pst),
         MITHI,
         A::None,
-        Later,
+        Yes,
         "PST -> SkyConnect/Vaultastic mailbox"
     ),
     t!(
@@ -570,7 +570,7 @@ static REQUEST_TYPES: &[RequestType] = &[
         S::File(F::EmlZip),
         MITHI,
         A::None,
-        Later,
+        Yes,
         "ZIP of .eml -> SkyConnect/Vaultastic mailbox"
     ),
     t!(
@@ -578,7 +578,7 @@ static REQUEST_TYPES: &[RequestType] = &[
         S::File(F::Mbox),
         MITHI,
         A::None,
-        Later,
+        Yes,
         "mbox (zipped) -> SkyConnect/Vaultastic mailbox"
     ),
     t!(
@@ -586,7 +586,7 @@ static REQUEST_TYPES: &[RequestType] = &[
         S::Imap(P::Generic),
         MITHI,
         A::Password,
-        Later,
+        Yes,
         "any IMAP -> SkyConnect/Vaultastic mailbox"
     ),
     t!(
@@ -602,7 +602,7 @@ static REQUEST_TYPES: &[RequestType] = &[
         S::Imap(P::Gmail),
         MITHI,
         A::Password,
-        Later,
+        Yes,
         "Gmail over IMAP -> SkyConnect/Vaultastic mailbox"
     ),
     t!(
@@ -610,7 +610,7 @@ static REQUEST_TYPES: &[RequestType] = &[
         S::Imap(P::Exchange),
         MITHI,
         A::Password,
-        Later,
+        Yes,
         "Exchange over IMAP -> SkyConnect/Vaultastic mailbox"
     ),
     // Mailbox to mailbox.

@@ -12,7 +12,7 @@ mod source;
 
 use std::path::PathBuf;
 
-use legacyflo_core::request::ImapEndpoint;
+use legacyflo_core::request::{ImapEndpoint, ImapTls};
 use legacyflo_core::{Error, ErrorKind, Result};
 
 pub use client::{ConnectOptions, Credentials, ImapClient, ImapError, TlsMode, TokenProvider};
@@ -61,7 +61,13 @@ pub fn connect_options(endpoint: &ImapEndpoint, side: Side) -> Result<ConnectOpt
             password,
         },
     );
-    if let Some(t) = env("TLS") {
+    if let Some(t) = endpoint.tls {
+        opts.tls = match t {
+            ImapTls::Implicit => TlsMode::Implicit,
+            ImapTls::StartTls => TlsMode::StartTls,
+            ImapTls::None => TlsMode::None,
+        };
+    } else if let Some(t) = env("TLS") {
         opts.tls = TlsMode::parse(&t).ok_or_else(|| {
             Error::backend(
                 "imap",
@@ -70,8 +76,12 @@ pub fn connect_options(endpoint: &ImapEndpoint, side: Side) -> Result<ConnectOpt
             )
         })?;
     }
-    opts.ca_file = env("CA_FILE").map(PathBuf::from);
-    opts.insecure = env("INSECURE").is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
+    opts.ca_file = endpoint
+        .ca_file
+        .clone()
+        .or_else(|| env("CA_FILE").map(PathBuf::from));
+    opts.insecure = endpoint.insecure
+        || env("INSECURE").is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
     Ok(opts)
 }
 
