@@ -72,7 +72,8 @@ fn lists_every_core_type_once_with_its_status() {
             .to_string()
     };
     assert!(line("MBOX-S3-ZIP").contains("implemented"));
-    assert!(line("GMAIL-S3-ZIP").contains("not yet"));
+    assert!(line("GMAIL-S3-ZIP").contains("implemented"));
+    assert!(line("GMAILAPI-S3-ZIP").contains("not yet"));
     assert!(line("TEAMS-S3-ZIP").contains("out of scope"));
 }
 
