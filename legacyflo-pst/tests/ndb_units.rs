@@ -3,7 +3,10 @@
 
 use legacyflo_pst::ndb::{crc, crypt};
 
-const SAMPLE: &str = "/work/shared/testdata/pst/outlook-pst-rs__Empty.pst";
+const SAMPLE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../testdata/pst/outlook-pst-rs__Empty.pst"
+);
 
 #[test]
 fn header_crcs_match_outlook() {

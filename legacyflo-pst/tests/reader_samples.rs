@@ -1,4 +1,4 @@
-//! The reader on PST files written by Outlook / the PST SDK (shared/testdata/pst).
+//! The reader on PST files written by Outlook / the PST SDK (testdata/pst, copied from shared/testdata/pst).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use legacyflo_pst::PstReader;
 
-const DIR: &str = "/work/shared/testdata/pst";
+const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/pst");
 
 /// Total messages per file as pypff counts them (README of the test data).
 const PYPFF_TOTALS: &[(&str, usize)] = &[

@@ -57,7 +57,11 @@ fn malformed_messages_are_stored_with_problems_not_panics() {
 
 #[test]
 fn damaged_files_give_errors_not_panics() {
-    let src = std::fs::read("/work/shared/testdata/pst/pstsdk__sample1.pst").unwrap();
+    let src = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../testdata/pst/pstsdk__sample1.pst"
+    ))
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("damaged.pst");
     let mut x: u64 = 12345;

@@ -230,7 +230,10 @@ fn corpus_no_encryption_judged_by_external_readers() {
 /// wrote; this pins that behaviour so the exemption in `outlook_walk` stays justified.
 #[test]
 fn outlook_pst_limitation_on_reference_files() {
-    let p = std::path::Path::new("/work/shared/testdata/pst/pstsdk__submessage.pst");
+    let p = std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../testdata/pst/pstsdk__submessage.pst"
+    ));
     let w = outlook_walk(p);
     assert!(w.errors.is_empty(), "{:?}", w.errors);
     assert_eq!(

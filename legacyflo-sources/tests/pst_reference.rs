@@ -1,4 +1,4 @@
-//! The reference PST files of `/work/shared/testdata/pst/` (written by Outlook and the PST
+//! The reference PST files of `testdata/pst/` (written by Outlook and the PST
 //! SDK, not by us) stream through the PST source with the message counts their README
 //! gives (the pypff column: every item, whatever its class), except the items Outlook keeps
 //! outside the IPM subtree ("Freebusy Data": one free/busy item in each java-libpst file),
@@ -11,7 +11,7 @@ use futures::StreamExt;
 use legacyflo_core::{Filter, Source, SourceEvent};
 use legacyflo_sources::pst::PstSource;
 
-const DIR: &str = "/work/shared/testdata/pst";
+const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/pst");
 
 /// (file, messages): the README's pypff column, minus the items outside the IPM subtree.
 const FILES: &[(&str, usize)] = &[

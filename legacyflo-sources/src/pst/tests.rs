@@ -24,7 +24,10 @@ async fn not_a_pst_is_invalid_input() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_folder_and_bad_position() {
-    let p = std::path::Path::new("/work/shared/testdata/pst/pstsdk__sample1.pst");
+    let p = std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../testdata/pst/pstsdk__sample1.pst"
+    ));
     if !p.exists() {
         return; // covered by tests/pst_reference.rs, which requires the file
     }
