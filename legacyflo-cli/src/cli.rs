@@ -146,6 +146,7 @@ pub fn field_help(f: Field) -> (&'static str, &'static str, &'static str) {
     const SRC: &str = "Source";
     const SEL: &str = "Selection";
     const DST: &str = "Destination";
+    const S3: &str = "S3";
     match f {
         Field::Type => ("TYPE", SRC, "The request type"),
         Field::SourceServer => (
@@ -244,6 +245,36 @@ pub fn field_help(f: Field) -> (&'static str, &'static str, &'static str) {
             "BOOL",
             DST,
             "true accepts any destination certificate (testing only)",
+        ),
+        Field::SourceCredentials => (
+            "FILE",
+            SRC,
+            "Credentials file: Google service-account JSON key or Microsoft app registration JSON",
+        ),
+        Field::SourceApiUrl => (
+            "URL",
+            SRC,
+            "Base URL of the source API (Gmail API, Graph, EWS) instead of the provider's",
+        ),
+        Field::SourceTokenUrl => (
+            "URL",
+            SRC,
+            "OAuth2 token endpoint instead of the provider's",
+        ),
+        Field::S3Endpoint => (
+            "URL",
+            S3,
+            "Endpoint of an S3-compatible store (default: AWS)",
+        ),
+        Field::S3Region => (
+            "REGION",
+            S3,
+            "S3 region (default: from the AWS configuration, else us-east-1)",
+        ),
+        Field::S3PathStyle => (
+            "BOOL",
+            S3,
+            "true addresses buckets by path, as most S3-compatible stores need",
         ),
     }
 }

@@ -112,6 +112,19 @@ fields! {
     DestCaFile => "dest_ca_file", "Destination CA File";
     /// `true` accepts any destination server certificate (testing only).
     DestInsecure => "dest_insecure", "Destination Insecure";
+    /// Source credentials file: a Google service-account JSON key, or a Microsoft app
+    /// registration (tenant, client id, secret or certificate) as JSON.
+    SourceCredentials => "source_credentials", "Source Credentials File";
+    /// Base URL of the source's HTTP API (Gmail API, Graph, EWS); overrides the provider's.
+    SourceApiUrl => "source_api_url", "Source API URL";
+    /// OAuth2 token endpoint of the source; overrides the provider's.
+    SourceTokenUrl => "source_token_url", "Source Token URL";
+    /// Endpoint of an S3-compatible store (`http://127.0.0.1:9000`); AWS when absent.
+    S3Endpoint => "s3_endpoint", "S3 Endpoint";
+    /// S3 region (`us-east-1`); from the AWS configuration when absent.
+    S3Region => "s3_region", "S3 Region";
+    /// `true` addresses buckets by path (`endpoint/bucket/key`), as most S3-compatible stores need.
+    S3PathStyle => "s3_path_style", "S3 Path Style";
 }
 
 impl Field {
