@@ -1,4 +1,10 @@
-//! MIME (via `mail-parser`) to the fields a PST message keeps.
+//! MIME to the fields a PST message keeps: the fast own scanner ([`scan`]) first,
+//! mail-parser's full parser for what the scanner does not handle.
+
+pub mod decode;
+pub mod scan;
+
+pub use scan::split_header;
 
 use std::borrow::Cow;
 
@@ -101,23 +107,9 @@ fn raw_header(msg: &Message<'_>, name: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-/// Splits a raw message at its header/body boundary.
-pub fn split_header(raw: &[u8]) -> (&[u8], &[u8]) {
-    let mut i = 0;
-    while i < raw.len() {
-        if raw[i..].starts_with(b"\r\n\r\n") {
-            return (&raw[..i + 2], &raw[i + 4..]);
-        }
-        if raw[i..].starts_with(b"\n\n") {
-            return (&raw[..i + 1], &raw[i + 2..]);
-        }
-        i += 1;
-    }
-    (raw, &[])
-}
-
-/// Extracts the PST fields of a parsed message.
-pub fn extract<'a>(msg: &'a Message<'a>) -> MailData<'a> {
+/// The header fields a PST keeps (subject, addresses, dates, ids, importance, priority,
+/// sensitivity) from a message whose headers are parsed, and `head`, its raw header block.
+pub fn header_fields(msg: &Message<'_>, head: &[u8]) -> MailData<'static> {
     let mut d = MailData {
         subject: msg.subject().map(str::to_string),
         importance: 1,
@@ -136,17 +128,7 @@ pub fn extract<'a>(msg: &'a Message<'a>) -> MailData<'a> {
     d.message_id = msg.message_id().map(|id| format!("<{id}>"));
     d.in_reply_to = raw_header(msg, "In-Reply-To");
     d.references = raw_header(msg, "References");
-    let raw = msg.raw_message();
-    let end = (msg.root_part().offset_body as usize).min(raw.len());
-    d.headers = String::from_utf8_lossy(raw.get(..end).unwrap_or(raw)).into_owned();
-    if msg.text_body_count() > 0 || msg.html_body_count() > 0 {
-        d.text = msg.body_text(0);
-    }
-    if let Some(p) = msg.html_part(0)
-        && let PartType::Html(h) = &p.body
-    {
-        d.html = Some(original_html(msg, p).unwrap_or((Cow::Borrowed(h.as_bytes()), 65001)));
-    }
+    d.headers = String::from_utf8_lossy(head).into_owned();
     let prio = raw_header(msg, "Importance")
         .or_else(|| raw_header(msg, "X-Priority"))
         .unwrap_or_default()
@@ -166,6 +148,22 @@ pub fn extract<'a>(msg: &'a Message<'a>) -> MailData<'a> {
         "company-confidential" => 3,
         _ => 0,
     };
+    d
+}
+
+/// Extracts the PST fields of a parsed message.
+pub fn extract<'a>(msg: &'a Message<'a>) -> MailData<'a> {
+    let raw = msg.raw_message();
+    let end = (msg.root_part().offset_body as usize).min(raw.len());
+    let mut d = header_fields(msg, raw.get(..end).unwrap_or(raw));
+    if msg.text_body_count() > 0 || msg.html_body_count() > 0 {
+        d.text = msg.body_text(0);
+    }
+    if let Some(p) = msg.html_part(0)
+        && let PartType::Html(h) = &p.body
+    {
+        d.html = Some(original_html(msg, p).unwrap_or((Cow::Borrowed(h.as_bytes()), 65001)));
+    }
     for (i, part) in msg.parts.iter().enumerate() {
         if part.is_encoding_problem {
             d.problems.push(format!("part {i}: could not be decoded"));
@@ -262,6 +260,7 @@ fn original_html<'a>(
 /// headers and the rest as plain text.
 pub fn fallback(raw: &[u8]) -> MailData<'static> {
     let (head, body) = split_header(raw);
+    let head = head.strip_suffix(b"\n").map_or(head, |h| h.strip_suffix(b"\r").unwrap_or(h));
     MailData {
         headers: String::from_utf8_lossy(head).into_owned(),
         text: Some(Cow::Owned(String::from_utf8_lossy(body).into_owned())),
@@ -273,6 +272,9 @@ pub fn fallback(raw: &[u8]) -> MailData<'static> {
 
 /// Parses `raw` and calls `f` with the extracted fields.
 pub fn with_parsed<T>(raw: &[u8], f: impl FnOnce(&MailData<'_>) -> T) -> T {
+    if let Some(d) = scan::scan(raw) {
+        return f(&d);
+    }
     let parsed = MessageParser::default().parse(raw);
     match parsed.as_ref() {
         Some(m) if !m.parts.is_empty() => f(&extract(m)),
