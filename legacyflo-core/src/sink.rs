@@ -29,6 +29,21 @@ pub enum WriteOutcome {
     },
 }
 
+/// A message a sink accepted in [`Sink::write`] but could not store when it built its
+/// output in [`Sink::finish`] (a PST writer that refuses it, for instance). The engine moves
+/// it from the folder's stored count to its skipped count, with the reason.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LateRejection {
+    /// The folder it was written to.
+    pub folder: FolderPath,
+    /// The source's id for it.
+    pub source_id: String,
+    /// Its size in bytes, as counted when it was written.
+    pub bytes: u64,
+    /// Why it is not in the output.
+    pub reason: String,
+}
+
 /// What a file output is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -102,6 +117,13 @@ pub trait Sink: Send {
 
     /// Completes the outputs and lists them.
     async fn finish(&mut self) -> Result<Vec<Output>>;
+
+    /// The messages that the last successful [`finish`](Sink::finish) could not store
+    /// although [`write`](Sink::write) accepted them; drained by the call. Sinks that
+    /// store every message in `write` keep the default (none).
+    fn late_rejections(&mut self) -> Vec<LateRejection> {
+        Vec::new()
+    }
 }
 
 #[async_trait]
@@ -126,5 +148,8 @@ impl<S: Sink + ?Sized> Sink for Box<S> {
     }
     async fn finish(&mut self) -> Result<Vec<Output>> {
         (**self).finish().await
+    }
+    fn late_rejections(&mut self) -> Vec<LateRejection> {
+        (**self).late_rejections()
     }
 }

@@ -230,6 +230,7 @@ impl Run {
         }
         self.commit().await?;
         let outputs = self.sink.finish().await?;
+        self.apply_late_rejections();
         self.state.finished = true;
         self.state.outputs = outputs.clone();
         self.save_state().await?;
@@ -530,6 +531,52 @@ impl Run {
         self.last_commit = Instant::now();
         self.emit(ProgressEvent::Committed { messages: durable });
         Ok(())
+    }
+
+    /// Moves the messages the sink refused in `finish` from stored to skipped, in the
+    /// report and in the saved folder checkpoints.
+    fn apply_late_rejections(&mut self) {
+        for r in self.sink.late_rejections() {
+            warn!(message = "message rejected by the destination when it finished", folder = %r.folder, source_id = %r.source_id, reason = %r.reason);
+            let adjust = |fr: &mut super::report::FolderReport| {
+                fr.messages = fr.messages.saturating_sub(1);
+                fr.bytes = fr.bytes.saturating_sub(r.bytes);
+                fr.skip(&r.source_id, &r.reason);
+            };
+            // A sink may store the root folder's messages elsewhere (PST: INBOX); such a
+            // rejection names the sink's folder, so the root folder takes it when no folder
+            // of the run matches.
+            let idx = self
+                .folders
+                .iter()
+                .position(|f| f.path == r.folder)
+                .or_else(|| self.folders.iter().position(|f| f.path.is_root()));
+            let path = match idx.and_then(|i| self.folders.get_mut(i)) {
+                Some(f) => {
+                    adjust(&mut f.report);
+                    f.path.clone()
+                }
+                None => {
+                    let mut report = super::report::FolderReport {
+                        folder: r.folder.clone(),
+                        complete: true,
+                        ..Default::default()
+                    };
+                    report.skip(&r.source_id, &r.reason);
+                    self.folders.push(FolderRun {
+                        path: r.folder.clone(),
+                        position: None,
+                        done: true,
+                        begun: true,
+                        report,
+                    });
+                    continue;
+                }
+            };
+            if let Some(cp) = self.state.folders.iter_mut().find(|c| c.path == path) {
+                adjust(&mut cp.report);
+            }
+        }
     }
 
     async fn save_state(&mut self) -> Result<()> {

@@ -60,6 +60,28 @@ impl Value<'_> {
     }
 }
 
+/// Bytes a value occupies as stored: fixed sizes for fixed types, UTF-16 bytes for
+/// strings, the length of binaries, the object's size for an embedded message. Used for
+/// PidTagMessageSize and PidTagAttachSize (the sum of a message's property sizes).
+pub fn stored_size(v: &Value<'_>) -> u64 {
+    match v {
+        Value::Bool(_) | Value::I16(_) | Value::I32(_) => 4,
+        Value::I64(_) | Value::Time(_) => 8,
+        Value::Str(s) => utf16_len(s) as u64,
+        Value::Bin(b) => b.len() as u64,
+        Value::Object(_, size) => u64::from(*size),
+    }
+}
+
+/// Length in bytes of `s` encoded as UTF-16LE.
+pub fn utf16_len(s: &str) -> usize {
+    if s.is_ascii() {
+        s.len() * 2
+    } else {
+        s.encode_utf16().count() * 2
+    }
+}
+
 /// Width of a TC cell for a property type.
 pub fn cell_size(ptype: u16) -> usize {
     match ptype {
@@ -79,10 +101,15 @@ pub fn utf16(s: &str) -> Vec<u8> {
         }
         return v;
     }
-    let mut v = Vec::with_capacity(s.len() * 2);
-    for u in s.encode_utf16() {
-        v.extend_from_slice(&u.to_le_bytes());
+    // A UTF-8 string never has more UTF-16 units than bytes.
+    let mut v = vec![0u8; s.len() * 2];
+    let mut o = 0;
+    for (u, d) in s.encode_utf16().zip(v.chunks_exact_mut(2)) {
+        d[0] = u as u8;
+        d[1] = (u >> 8) as u8;
+        o += 2;
     }
+    v.truncate(o);
     v
 }
 

@@ -105,6 +105,9 @@ pub fn write_folder(ndb: &mut NdbWriter, folders: &[FolderNode], i: usize) -> Re
             (0x3602, Value::I32(count)),
             (0x3603, Value::I32(unread)),
             (0x360A, Value::Bool(!f.children.is_empty())),
+            // PidTagAssociatedContentCount: the FAI contents table is empty (the writer
+            // stores no folder-associated items; Outlook adds its views on first open).
+            (0x3617, Value::I32(0)),
         ];
         if let Some(c) = f.class {
             props.push((0x3613, Value::Str(Cow::Borrowed(c))));

@@ -8,7 +8,7 @@ use super::props::{
 use crate::error::Result;
 use crate::ltp::pc::{Prop, write_pc};
 use crate::ltp::tc::{Column, Row, write_tc};
-use crate::ltp::{NodeCtx, Value};
+use crate::ltp::{NodeCtx, Value, stored_size};
 use crate::mime::{AttachBody, AttachData, MailData, Mailbox};
 use crate::ndb::SubEntry;
 use crate::ndb::alloc::NdbWriter;
@@ -232,8 +232,10 @@ fn str_prop<'a>(props: &mut Vec<Prop<'a>>, id: u16, v: Option<&str>) {
     }
 }
 
-fn write_recipients(ctx: &mut NodeCtx<'_>, mail: &MailData<'_>) -> Result<()> {
+/// Writes the recipient table; returns the stored size of its rows' properties.
+fn write_recipients(ctx: &mut NodeCtx<'_>, mail: &MailData<'_>) -> Result<u64> {
     let mut rows = Vec::new();
+    let mut size = 0u64;
     let mut n = 0u32;
     for (kind, list) in [(1, &mail.to), (2, &mail.cc), (3, &mail.bcc)] {
         for m in list.iter() {
@@ -258,7 +260,8 @@ fn write_recipients(ctx: &mut NodeCtx<'_>, mail: &MailData<'_>) -> Result<()> {
                     0x3A40 => Some(Value::Bool(false)),
                     _ => None,
                 })
-                .collect();
+                .collect::<Vec<_>>();
+            size += cells.iter().flatten().map(stored_size).sum::<u64>();
             rows.push(Row { id: n, cells });
             n += 1;
         }
@@ -271,7 +274,7 @@ fn write_recipients(ctx: &mut NodeCtx<'_>, mail: &MailData<'_>) -> Result<()> {
         bid_data: bid,
         bid_sub,
     });
-    Ok(())
+    Ok(size)
 }
 
 fn extension(name: &str) -> Option<&str> {
@@ -280,32 +283,33 @@ fn extension(name: &str) -> Option<&str> {
     (ext.len() > 1 && ext.len() <= 16).then_some(ext)
 }
 
+/// Writes one attachment object; returns its NID, its attachment-table row and its
+/// PidTagAttachSize.
 fn write_attachment(
     ctx: &mut NodeCtx<'_>,
     a: &AttachData<'_>,
     meta: &MessageMeta,
-) -> Result<(u32, Row<'static>)> {
+) -> Result<(u32, Row<'static>, u64)> {
     let nid = ctx.new_nid(5);
     let mut sub = NodeCtx::new(ctx.ndb);
     let mut props: Vec<Prop<'_>> = Vec::new();
-    let (method, data_len, name) = match &a.body {
+    let (method, name) = match &a.body {
         AttachBody::Bytes(b) => {
             props.push((0x3701, Value::Bin(Cow::Borrowed(b.as_ref()))));
-            (1, b.len(), a.name.clone())
+            (1, a.name.clone())
         }
         AttachBody::Message(m) => {
             let mnid = sub.new_nid(4);
-            let mstart = sub.ndb.position();
             let w = write_message_node(sub.ndb, m, meta, mnid)?;
-            let size = sub.ndb.position().saturating_sub(mstart);
+            let size = w.row.size.max(0) as u32;
             sub.subs.push(SubEntry {
                 nid: mnid,
                 bid_data: w.bid_data,
                 bid_sub: w.bid_sub,
             });
-            props.push((0x3701, Value::Object(mnid, size as u32)));
+            props.push((0x3701, Value::Object(mnid, size)));
             let name = a.name.clone().or_else(|| m.subject.clone());
-            (5, size as usize, name)
+            (5, name)
         }
     };
     let name = name.filter(|n| !n.is_empty());
@@ -317,8 +321,6 @@ fn write_attachment(
             props.push((0x3703, Value::Str(Cow::Owned(ext.to_string()))));
         }
     }
-    let size = (data_len + 512).min(i32::MAX as usize) as i32;
-    props.push((0x0E20, Value::I32(size)));
     props.push((0x3705, Value::I32(method)));
     props.push((0x370B, Value::I32(-1)));
     props.push((0x370E, Value::Str(Cow::Owned(a.mime.clone()))));
@@ -328,6 +330,9 @@ fn write_attachment(
     let hidden = a.inline && a.content_id.is_some();
     props.push((0x3714, Value::I32(if hidden { 4 } else { 0 })));
     props.push((0x7FFE, Value::Bool(hidden)));
+    // PidTagAttachSize: the sum of the attachment object's property sizes, itself included.
+    let size = (props.iter().map(|p| stored_size(&p.1)).sum::<u64>() + 4).min(i32::MAX as u64) as i32;
+    props.push((0x0E20, Value::I32(size)));
     let bid_data = write_pc(&mut sub, props)?;
     let bid_sub = sub.ndb.write_subnodes(&mut sub.subs)?;
     ctx.subs.push(SubEntry {
@@ -347,7 +352,7 @@ fn write_attachment(
             _ => None,
         })
         .collect();
-    Ok((nid, Row { id: nid, cells }))
+    Ok((nid, Row { id: nid, cells }, size as u64))
 }
 
 /// Writes a message node (PC + subnode tree) for `mail`; `nid` is only used as row id.
@@ -357,13 +362,14 @@ pub fn write_message_node(
     meta: &MessageMeta,
     nid: u32,
 ) -> Result<Written> {
-    let start = ndb.position();
     let mut ctx = NodeCtx::new(ndb);
     // Attachments first: they set the has-attachment flag.
     let mut att_rows = Vec::new();
+    let mut att_size = 0u64;
     for a in &mail.attachments {
-        let (_, row) = write_attachment(&mut ctx, a, meta)?;
+        let (_, row, size) = write_attachment(&mut ctx, a, meta)?;
         att_rows.push(row);
+        att_size += size;
     }
     let has_attach = !att_rows.is_empty();
     if has_attach {
@@ -376,7 +382,7 @@ pub fn write_message_node(
             bid_sub,
         });
     }
-    write_recipients(&mut ctx, mail)?;
+    let recipients_size = write_recipients(&mut ctx, mail)?;
 
     let submit = mail.date.map(filetime);
     let delivery = filetime(
@@ -403,14 +409,6 @@ pub fn write_message_node(
     let display_to = join_names(&mail.to);
     let display_cc = join_names(&mail.cc);
     let display_bcc = join_names(&mail.bcc);
-    let text_len = mail.text.as_ref().map_or(0, |t| t.len() * 2);
-    let html_len = mail.html.as_ref().map_or(0, |h| h.0.len());
-    let body_size = ctx.ndb.position().saturating_sub(start) as usize
-        + text_len
-        + html_len
-        + mail.headers.len() * 2
-        + 1024;
-    let size = body_size.min(i32::MAX as usize) as i32;
 
     let mut props: Vec<Prop<'_>> = vec![
         (0x001A, Value::Str(Cow::Borrowed("IPM.Note"))),
@@ -419,7 +417,6 @@ pub fn write_message_node(
         (0x0036, Value::I32(mail.sensitivity)),
         (0x0E06, Value::Time(delivery)),
         (0x0E07, Value::I32(flags)),
-        (0x0E08, Value::I32(size)),
         (0x0E17, Value::I32(0)),
         (0x0E1F, Value::Bool(false)),
         (0x3007, Value::Time(delivery)),
@@ -489,6 +486,14 @@ pub fn write_message_node(
     if let Some(h) = &mail.html {
         props.push((0x1013, Value::Bin(Cow::Borrowed(h.0.as_ref()))));
     }
+    // PidTagMessageSize: the sum of the sizes of the message's properties (itself
+    // included), its recipients' and its attachments' ([MS-OXCMSG] §2.2.1.7).
+    let size = (props.iter().map(|p| stored_size(&p.1)).sum::<u64>()
+        + 4
+        + recipients_size
+        + att_size)
+        .min(i32::MAX as u64) as i32;
+    props.push((0x0E08, Value::I32(size)));
     let bid_data = write_pc(&mut ctx, props)?;
     let bid_sub = ctx.ndb.write_subnodes(&mut ctx.subs)?;
     let row = ContentRow::new(

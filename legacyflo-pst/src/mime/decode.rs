@@ -31,10 +31,38 @@ const B64: [u8; 256] = {
     t
 };
 
+const ENGINE: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    base64::engine::GeneralPurposeConfig::new()
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent)
+        .with_decode_allow_trailing_bits(true),
+);
+
 /// Decodes MIME base64 (RFC 2045 §6.8): line breaks and blanks are skipped, decoding stops
 /// at the first `=`. Returns `None` on any other character outside the alphabet, or on
 /// a dangling single character at the end.
+///
+/// The common shape (lines of base64 separated by CRLF or LF) is compacted into one
+/// buffer and decoded by the `base64` crate; anything else takes a lenient scalar loop.
 pub fn base64(input: &[u8]) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    let mut clean = Vec::with_capacity(input.len());
+    let mut rest = input;
+    while let Some(i) = memchr::memchr2(b'\r', b'\n', rest) {
+        clean.extend_from_slice(rest.get(..i).unwrap_or(&[]));
+        rest = rest.get(i + 1..).unwrap_or(&[]);
+    }
+    clean.extend_from_slice(rest);
+    let mut out = Vec::with_capacity(clean.len() / 4 * 3 + 3);
+    if ENGINE.decode_vec(&clean, &mut out).is_ok() {
+        return Some(out);
+    }
+    base64_lenient(input)
+}
+
+/// The scalar decoder behind [`base64`] for input with blanks, data after the padding, or
+/// errors.
+pub fn base64_lenient(input: &[u8]) -> Option<Vec<u8>> {
     let mut out = vec![0u8; input.len() / 4 * 3 + 3];
     let mut o = 0usize;
     let mut acc = 0u32;
@@ -211,6 +239,10 @@ mod tests {
             ("Zm 9v\tYm\nFy", "foobar"),
             ("Zm9vYg", "foob"),
         ] {
+            assert_eq!(base64(i.as_bytes()).unwrap(), o.as_bytes(), "{i:?}");
+        }
+        for (i, o) in [("Zm9vYg==\r\nZm9v", "foob"), ("Zm 9v\r\n", "foo")] {
+            assert_eq!(base64_lenient(i.as_bytes()).unwrap(), o.as_bytes(), "{i:?}");
             assert_eq!(base64(i.as_bytes()).unwrap(), o.as_bytes(), "{i:?}");
         }
         assert!(base64(b"Zm9v!mFy").is_none());

@@ -177,8 +177,11 @@ impl NdbWriter {
     }
 
     fn start_range(&mut self) {
-        self.buf.fill(0);
+        // Only the map pages are zeroed here: blocks and pages zero their own padding,
+        // `alloc` zeroes alignment gaps and `close_range` the free tail, so every byte of
+        // the range is written once.
         let pages = range_pages(self.range_index);
+        self.buf[..pages * PAGE].fill(0);
         self.used = pages * PAGE;
         self.mark(0, pages * PAGE);
         let start = self.range_start();
@@ -209,6 +212,9 @@ impl NdbWriter {
     }
 
     fn close_range(&mut self) -> Result<()> {
+        if let Some(tail) = self.buf.get_mut(self.used..) {
+            tail.fill(0);
+        }
         let allocated: u32 = self.buf[..496].iter().map(|b| b.count_ones()).sum();
         self.free_total += (496 * 8 - allocated as u64) * 64;
         let start = self.range_start();
@@ -225,6 +231,9 @@ impl NdbWriter {
             self.close_range()?;
             self.start_range();
             pos = align_up(self.used as u64, align as u64) as usize;
+        }
+        if let Some(gap) = self.buf.get_mut(self.used..pos) {
+            gap.fill(0);
         }
         self.used = pos + size;
         self.mark(pos, size);
@@ -248,12 +257,14 @@ impl NdbWriter {
         let bid = self.new_bid(internal);
         let encode = !internal && self.encoding == Encoding::Permute;
         let b = &mut self.buf[pos..pos + total];
-        b[..len].copy_from_slice(data);
         if encode {
-            crypt::encode(&mut b[..len]);
+            crypt::encode_into(&mut b[..len], data);
+        } else {
+            b[..len].copy_from_slice(data);
         }
-        let c = crc(&b[..len]);
         let t = total - 16;
+        b[len..t].fill(0);
+        let c = crc(&b[..len]);
         put_u16(b, t, len as u16);
         put_u16(b, t + 2, signature(ib, bid));
         put_u32(b, t + 4, c);
@@ -374,6 +385,7 @@ impl NdbWriter {
         let p = &mut self.buf[pos..pos + PAGE];
         let n = body.len().min(496);
         p[..n].copy_from_slice(&body[..n]);
+        p[n..].fill(0);
         page_trailer(p, ptype, signature(ib, bid), bid);
         Ok((bid, ib))
     }

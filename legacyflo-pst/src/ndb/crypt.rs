@@ -40,6 +40,14 @@ pub fn encode(data: &mut [u8]) {
     }
 }
 
+/// Writes `src` permute-encoded into `dst` (one pass: copy and encode); extra bytes of
+/// the longer slice are left alone.
+pub fn encode_into(dst: &mut [u8], src: &[u8]) {
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d = ENCODE[*s as usize];
+    }
+}
+
 /// Decodes `data` in place with the permute table (stored -> plain).
 pub fn decode(data: &mut [u8]) {
     for b in data.iter_mut() {

@@ -8,6 +8,7 @@ use chrono::DateTime;
 use legacyflo_core::contentlist::{ContentList, content_list_path};
 use legacyflo_core::fsutil::{partial_path, rename_durable, sync_parent};
 use legacyflo_core::{
+    LateRejection,
     Flag, FolderPath, Message, Output, OutputKind, Result, Sink, SinkState, WriteOutcome,
 };
 use legacyflo_pst::{FolderId, MessageMeta, PstReader, PstWriter, WriterOptions};
@@ -45,6 +46,8 @@ pub struct PstSink {
     options: WriterOptions,
     spool: Option<Spool>,
     finished: Option<Vec<Output>>,
+    /// Messages the writer refused in `finish`, until the engine drains them.
+    late: Vec<LateRejection>,
     broken: bool,
 }
 
@@ -63,6 +66,7 @@ impl PstSink {
             options,
             spool: None,
             finished: None,
+            late: Vec::new(),
             broken: false,
         }
     }
@@ -195,7 +199,10 @@ impl PstSink {
         };
         let spool_path = self.spool()?.path().to_path_buf();
         let outputs = match build_pst(&self.dest, &self.options, &spool_path, state) {
-            Ok(o) => o,
+            Ok((o, late)) => {
+                self.late = late;
+                o
+            }
             Err(e) => {
                 // The spool is intact: a later finish (or a resume) starts again from it.
                 self.broken = true;
@@ -251,13 +258,14 @@ fn pst_err(what: &str, e: legacyflo_pst::Error) -> SinkError {
 }
 
 /// Streams the committed spool through the PST writer, writes the content lists, renames
-/// everything to its final name and returns the outputs.
+/// everything to its final name and returns the outputs and the messages the writer
+/// refused.
 fn build_pst(
     dest: &Path,
     options: &WriterOptions,
     spool_path: &Path,
     state: SpoolState,
-) -> SinkResult<Vec<Output>> {
+) -> SinkResult<(Vec<Output>, Vec<LateRejection>)> {
     let partial = partial_path(dest);
     let mut writer =
         PstWriter::create(&partial, options.clone()).map_err(|e| pst_err("create", e))?;
@@ -265,7 +273,7 @@ fn build_pst(
         vec![ContentList::create(&content_list_path(dest)).map_err(core_io)?];
     let mut folders: HashMap<Vec<String>, FolderId> = HashMap::new();
     let mut reader = SpoolReader::open(spool_path, state.len)?;
-    let mut refused = 0u64;
+    let mut refused: Vec<LateRejection> = Vec::new();
     while let Some((meta, raw_len)) = reader.next_meta()? {
         let raw = reader.read_raw(raw_len)?;
         let folder = match folders.get(&meta.folder) {
@@ -287,13 +295,18 @@ fn build_pst(
         let outcome = match writer.add_message(folder, &raw, &pst_meta) {
             Ok(o) => o,
             Err(e @ (legacyflo_pst::Error::TooLarge(_) | legacyflo_pst::Error::Invalid(_))) => {
-                refused += 1;
                 warn!(
                     message = "the PST writer refused a message; it is not in the PST",
                     folder = %meta.folder.join("/"),
                     source_id = %meta.source_id,
                     reason = %e
                 );
+                refused.push(LateRejection {
+                    folder: FolderPath::new(meta.folder.iter().cloned()),
+                    source_id: meta.source_id.clone(),
+                    bytes: raw.len() as u64,
+                    reason: format!("the PST writer refused it: {e}"),
+                });
                 continue;
             }
             Err(e) => return Err(pst_err("write", e)),
@@ -353,13 +366,13 @@ fn build_pst(
         }
         n += 1;
     }
-    if refused > 0 {
+    if !refused.is_empty() {
         warn!(
             message = "messages refused by the PST writer",
-            count = refused
+            count = refused.len()
         );
     }
-    Ok(outputs)
+    Ok((outputs, refused))
 }
 
 /// The outputs of a finished run, read from the files: every volume that exists (`dest`,
@@ -458,5 +471,9 @@ impl Sink for PstSink {
 
     async fn finish(&mut self) -> Result<Vec<Output>> {
         Ok(blocking(|| self.finish_blocking())?)
+    }
+
+    fn late_rejections(&mut self) -> Vec<LateRejection> {
+        std::mem::take(&mut self.late)
     }
 }

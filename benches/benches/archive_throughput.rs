@@ -1,0 +1,284 @@
+//! Archive throughput: the same generated corpus written, in one run, as (a) raw bytes to
+//! one file (the disk's limit), (b) a ZIP of `.eml` through the project's ZIP sink, and
+//! (c) a PST through the PST writer; prints MB/s, msg/s, the ratio to raw and the peak RSS
+//! of the PST phase.
+//!
+//! `cargo bench -p legacyflo-benches --bench archive_throughput`. Environment:
+//! - `ARCHIVE_BENCH_GB` corpus size in GB (default 0.25; use 1 or more for the figures, 5
+//!   for the RSS check);
+//! - `ARCHIVE_BENCH_DIR` where the files go (default the temp dir);
+//! - `ARCHIVE_BENCH_ENCODING=none` writes the PST without permute encoding.
+//!
+//! The corpus is `legacyflo-corpus`'s bench mix (70% 1–8 KB, 27% 8–100 KB, 3% 0.1–1 MB,
+//! plus one 10 MB attachment per 250 MB, at least two). It is generated once into a framed
+//! file, untimed, and every case reads it back the same way. Each case prints wall time
+//! and the process CPU time (user + system): on a loaded machine the CPU time is the
+//! stable figure.
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::time::{Duration, Instant};
+
+use legacyflo_core::{Flag, FolderPath, Message, Sink};
+use legacyflo_pst::{Encoding, MessageMeta, PstWriter, WriterOptions};
+
+fn fail(what: &str, e: impl std::fmt::Display) -> ! {
+    eprintln!("{what}: {e}");
+    std::process::exit(1)
+}
+
+/// Process CPU time (user + system) from /proc/self/stat, in clock ticks of 10 ms.
+fn cpu_time() -> Duration {
+    let s = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let rest = s.rsplit_once(')').map(|r| r.1).unwrap_or("");
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    // Fields 14 and 15 of stat(5); `rest` starts at field 3.
+    let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
+    Duration::from_millis(ticks * 10)
+}
+
+fn vm_hwm_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+fn reset_hwm() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+struct Frame {
+    folder: String,
+    read: bool,
+}
+
+struct Frames {
+    r: BufReader<File>,
+    buf: Vec<u8>,
+}
+
+impl Frames {
+    fn open(path: &std::path::Path) -> Frames {
+        let f = File::open(path).unwrap_or_else(|e| fail("open corpus", e));
+        Frames {
+            r: BufReader::with_capacity(1 << 20, f),
+            buf: Vec::new(),
+        }
+    }
+
+    /// The next message: its folder and read flag, its bytes in `self.buf`.
+    fn next(&mut self) -> Option<Frame> {
+        let mut h = [0u8; 9];
+        self.r.read_exact(&mut h).ok()?;
+        let flen = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize;
+        let len = u32::from_le_bytes([h[4], h[5], h[6], h[7]]) as usize;
+        let mut f = vec![0u8; flen];
+        self.r.read_exact(&mut f).ok()?;
+        self.buf.resize(len, 0);
+        self.r.read_exact(&mut self.buf).ok()?;
+        Some(Frame {
+            folder: String::from_utf8_lossy(&f).into_owned(),
+            read: h[8] == 1,
+        })
+    }
+}
+
+struct Case {
+    wall: Duration,
+    cpu: Duration,
+}
+
+fn line(name: &str, c: &Case, n: u64, bytes: u64, raw: Option<&Case>) {
+    let mb = bytes as f64 / 1e6;
+    let ratio = raw
+        .map(|r| {
+            format!(
+                "  time/raw {:.2}x (cpu {:.2}x)",
+                c.wall.as_secs_f64() / r.wall.as_secs_f64(),
+                c.cpu.as_secs_f64() / r.cpu.as_secs_f64().max(0.01)
+            )
+        })
+        .unwrap_or_default();
+    println!(
+        "{name:<5} wall {:>7.2}s {:>7.1} MB/s {:>7.0} msg/s | cpu {:>7.2}s {:>7.1} MB/s{ratio}",
+        c.wall.as_secs_f64(),
+        mb / c.wall.as_secs_f64(),
+        n as f64 / c.wall.as_secs_f64(),
+        c.cpu.as_secs_f64(),
+        mb / c.cpu.as_secs_f64().max(0.01),
+    );
+}
+
+fn timed(f: impl FnOnce()) -> Case {
+    let (t, c) = (Instant::now(), cpu_time());
+    f();
+    Case {
+        wall: t.elapsed(),
+        cpu: cpu_time().saturating_sub(c),
+    }
+}
+
+fn main() {
+    let gb: f64 = std::env::var("ARCHIVE_BENCH_GB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.25);
+    let encoding = match std::env::var("ARCHIVE_BENCH_ENCODING").as_deref() {
+        Ok("none") => Encoding::None,
+        _ => Encoding::Permute,
+    };
+    let base = std::env::var("ARCHIVE_BENCH_DIR")
+        .unwrap_or_else(|_| std::env::temp_dir().display().to_string());
+    let dir = tempfile::tempdir_in(base).unwrap_or_else(|e| fail("temp dir", e));
+    let spec = legacyflo_corpus::CorpusSpec {
+        seed: 7,
+        messages: 0,
+        total_bytes: Some((gb * 1e9) as u64),
+        big_attachments: ((gb * 4.0).round() as usize).max(2),
+        folders: 12,
+    };
+
+    let corpus = dir.path().join("corpus.bin");
+    let t = Instant::now();
+    let (mut n, mut bytes) = (0u64, 0u64);
+    {
+        let f = File::create(&corpus).unwrap_or_else(|e| fail("create corpus", e));
+        let mut w = BufWriter::with_capacity(1 << 20, f);
+        for m in legacyflo_corpus::bench_corpus(&spec) {
+            let folder = m.folder_name('/');
+            let read = m.flags.iter().any(|f| f == "\\Seen");
+            let r = w
+                .write_all(&(folder.len() as u32).to_le_bytes())
+                .and_then(|_| w.write_all(&(m.raw.len() as u32).to_le_bytes()))
+                .and_then(|_| w.write_all(&[u8::from(read)]))
+                .and_then(|_| w.write_all(folder.as_bytes()))
+                .and_then(|_| w.write_all(&m.raw));
+            if let Err(e) = r {
+                fail("write corpus", e);
+            }
+            n += 1;
+            bytes += m.raw.len() as u64;
+        }
+        if let Err(e) = w.flush() {
+            fail("write corpus", e);
+        }
+    }
+    println!(
+        "corpus: {n} messages, {:.1} MB, {} x 10 MB attachments (generated in {:.1?}); PST encoding {encoding:?}",
+        bytes as f64 / 1e6,
+        spec.big_attachments,
+        t.elapsed()
+    );
+
+    // (a) raw bytes to one file.
+    let raw_path = dir.path().join("raw.out");
+    let raw = timed(|| {
+        let mut fr = Frames::open(&corpus);
+        let f = File::create(&raw_path).unwrap_or_else(|e| fail("create raw", e));
+        let mut w = BufWriter::with_capacity(1 << 20, f);
+        while fr.next().is_some() {
+            if let Err(e) = w.write_all(&fr.buf) {
+                fail("write raw", e);
+            }
+        }
+        match w.into_inner() {
+            Ok(f) => {
+                if let Err(e) = f.sync_all() {
+                    fail("sync raw", e);
+                }
+            }
+            Err(e) => fail("flush raw", e),
+        }
+    });
+    let _ = std::fs::remove_file(&raw_path);
+    line("raw", &raw, n, bytes, None);
+
+    // (b) ZIP of .eml through the ZIP sink (the production writer), one commit per 1000
+    // messages as the engine does by default.
+    let zip_path = dir.path().join("bench.zip");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| fail("runtime", e));
+    let zip = timed(|| {
+        rt.block_on(async {
+            let mut sink = legacyflo_sinks::zip::ZipSink::new(zip_path.clone());
+            sink.open(None).await.unwrap_or_else(|e| fail("zip open", e));
+            let mut fr = Frames::open(&corpus);
+            let mut current = String::new();
+            let mut i = 0u64;
+            while let Some(f) = fr.next() {
+                let folder = FolderPath::new(f.folder.split('/'));
+                if f.folder != current {
+                    sink.begin_folder(&folder)
+                        .await
+                        .unwrap_or_else(|e| fail("zip folder", e));
+                    current = f.folder.clone();
+                }
+                let mut m = Message::new(std::mem::take(&mut fr.buf), folder, format!("{i}"));
+                if f.read {
+                    m.flags.push(Flag::Seen);
+                }
+                sink.write(&m).await.unwrap_or_else(|e| fail("zip write", e));
+                i += 1;
+                if i.is_multiple_of(1000) {
+                    sink.commit().await.unwrap_or_else(|e| fail("zip commit", e));
+                }
+            }
+            sink.finish().await.unwrap_or_else(|e| fail("zip finish", e));
+        })
+    });
+    let _ = std::fs::remove_file(&zip_path);
+    line("zip", &zip, n, bytes, Some(&raw));
+
+    // (c) PST through the writer.
+    reset_hwm();
+    let hwm_before = vm_hwm_kb();
+    let pst_path = dir.path().join("bench.pst");
+    let mut volumes = Vec::new();
+    let pst = timed(|| {
+        let options = WriterOptions {
+            encoding,
+            ..Default::default()
+        };
+        let mut w = PstWriter::create(&pst_path, options).unwrap_or_else(|e| fail("pst", e));
+        let mut ids = std::collections::HashMap::new();
+        let mut fr = Frames::open(&corpus);
+        while let Some(f) = fr.next() {
+            let id = match ids.get(&f.folder) {
+                Some(id) => *id,
+                None => {
+                    let segs: Vec<&str> = f.folder.split('/').collect();
+                    let id = w.folder(&segs).unwrap_or_else(|e| fail("pst folder", e));
+                    ids.insert(f.folder.clone(), id);
+                    id
+                }
+            };
+            let meta = MessageMeta {
+                read: f.read,
+                ..Default::default()
+            };
+            w.add_message(id, &fr.buf, &meta)
+                .unwrap_or_else(|e| fail("pst add", e));
+        }
+        volumes = w.finish().unwrap_or_else(|e| fail("pst finish", e));
+    });
+    let hwm = vm_hwm_kb();
+    let pst_bytes: u64 = volumes.iter().map(|v| v.bytes).sum();
+    line("pst", &pst, n, bytes, Some(&raw));
+    println!(
+        "pst: {} volume(s), {:.1} MB file; peak RSS (VmHWM) while writing: {:.1} MB (before: {:.1} MB)",
+        volumes.len(),
+        pst_bytes as f64 / 1e6,
+        hwm as f64 / 1024.0,
+        hwm_before as f64 / 1024.0
+    );
+}
