@@ -185,3 +185,102 @@ fn rerun_after_deleting_outputs_writes_them_again() {
     assert!(zip.exists(), "the archive must be written again");
     assert!(out.join("mailbox.csv").exists());
 }
+
+/// Messages per folder of the sample mailbox (folder segments joined by '/').
+fn sample_folder_counts() -> std::collections::BTreeMap<String, usize> {
+    let mut m = std::collections::BTreeMap::new();
+    for msg in legacyflo_corpus::sample_mailbox() {
+        *m.entry(msg.folder.join("/")).or_insert(0) += 1;
+    }
+    m
+}
+
+/// The README's one-command quickstart: `batch samples/quickstart.csv` writes the ZIP and
+/// the PST of the sample mailbox with their content lists; the PST is read by pypff (folder
+/// tree and counts) and `readpst` (one exported message per input message), readers we did
+/// not write.
+#[test]
+fn quickstart_batch_writes_the_zip_and_a_pst_that_external_readers_accept() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The batch file's paths are relative to the repository root: give the run the same view.
+    std::os::unix::fs::symlink(repo().join("samples"), dir.path().join("samples")).unwrap();
+    let report = dir.path().join("report.json");
+    let o = run_in(
+        dir.path(),
+        &[
+            "batch",
+            "samples/quickstart.csv",
+            "--report",
+            &report.display().to_string(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_no_panic(&o);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("MBOX-S3-ZIP: done"), "{stdout}");
+    assert!(stdout.contains("MBOX-S3-PST: done"), "{stdout}");
+    let out = dir.path().join("out");
+    let expected = sample_folder_counts();
+    let count: usize = expected.values().sum();
+    let zip = out.join("mailbox.zip");
+    assert_eq!(zip_eml_hashes(&zip).len(), count);
+    // A content list has the data file's name, so the PST goes to its own directory.
+    let pst = out.join("pst/mailbox.pst");
+    assert!(pst.is_file(), "no PST; out/pst/ holds {:?}", list(&out.join("pst")));
+    for c in [out.join("mailbox.csv"), out.join("pst/mailbox.csv")] {
+        assert_eq!(csv_rows(&c).len(), count, "{}", c.display());
+    }
+
+    // pypff: the folder tree below "Top of Personal Folders" and the counts per folder.
+    let script = r#"
+import sys, pypff
+f = pypff.file(); f.open(sys.argv[1])
+def walk(folder, path):
+    for i in range(folder.number_of_sub_folders):
+        sub = folder.get_sub_folder(i)
+        p = path + [sub.name]
+        if sub.number_of_sub_messages:
+            print("/".join(p) + "\t" + str(sub.number_of_sub_messages))
+        walk(sub, p)
+root = f.get_root_folder()
+for i in range(root.number_of_sub_folders):
+    top = root.get_sub_folder(i)
+    if top.name == "Top of Personal Folders":
+        walk(top, [])
+"#;
+    let py = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", script, &pst.display().to_string()])
+        .output()
+        .expect("python3 with pypff (bash scripts/test.sh installs python3-pypff)");
+    assert!(py.status.success(), "pypff: {}", String::from_utf8_lossy(&py.stderr));
+    let got: std::collections::BTreeMap<String, usize> = String::from_utf8_lossy(&py.stdout)
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(p, n)| (p.to_string(), n.parse().unwrap()))
+        .collect();
+    assert_eq!(got, expected, "pypff's folder counts differ from the sample's");
+
+    // readpst -e: one .eml per message.
+    let export = dir.path().join("readpst");
+    std::fs::create_dir_all(&export).unwrap();
+    let rp = std::process::Command::new("readpst")
+        .args(["-e", "-8", "-q", "-o"])
+        .arg(&export)
+        .arg(&pst)
+        .output()
+        .expect("readpst (bash scripts/test.sh installs pst-utils)");
+    assert!(rp.status.success(), "readpst: {}", String::from_utf8_lossy(&rp.stderr));
+    let mut exported = 0;
+    let mut stack = vec![export.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "eml") {
+                exported += 1;
+            }
+        }
+    }
+    assert_eq!(exported, count, "readpst exported {exported} of {count} messages");
+}
