@@ -209,40 +209,48 @@ fn main() {
     // messages as the engine does by default.
     let zip_path = dir.path().join("bench.zip");
     if run("zip") {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap_or_else(|e| fail("runtime", e));
-    let zip = timed(|| {
-        rt.block_on(async {
-            let mut sink = legacyflo_sinks::zip::ZipSink::new(zip_path.clone());
-            sink.open(None).await.unwrap_or_else(|e| fail("zip open", e));
-            let mut fr = Frames::open(&corpus);
-            let mut current = String::new();
-            let mut i = 0u64;
-            while let Some(f) = fr.next() {
-                let folder = FolderPath::new(f.folder.split('/'));
-                if f.folder != current {
-                    sink.begin_folder(&folder)
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| fail("runtime", e));
+        let zip = timed(|| {
+            rt.block_on(async {
+                let mut sink = legacyflo_sinks::zip::ZipSink::new(zip_path.clone());
+                sink.open(None)
+                    .await
+                    .unwrap_or_else(|e| fail("zip open", e));
+                let mut fr = Frames::open(&corpus);
+                let mut current = String::new();
+                let mut i = 0u64;
+                while let Some(f) = fr.next() {
+                    let folder = FolderPath::new(f.folder.split('/'));
+                    if f.folder != current {
+                        sink.begin_folder(&folder)
+                            .await
+                            .unwrap_or_else(|e| fail("zip folder", e));
+                        current = f.folder.clone();
+                    }
+                    let mut m = Message::new(std::mem::take(&mut fr.buf), folder, format!("{i}"));
+                    if f.read {
+                        m.flags.push(Flag::Seen);
+                    }
+                    sink.write(&m)
                         .await
-                        .unwrap_or_else(|e| fail("zip folder", e));
-                    current = f.folder.clone();
+                        .unwrap_or_else(|e| fail("zip write", e));
+                    i += 1;
+                    if i.is_multiple_of(1000) {
+                        sink.commit()
+                            .await
+                            .unwrap_or_else(|e| fail("zip commit", e));
+                    }
                 }
-                let mut m = Message::new(std::mem::take(&mut fr.buf), folder, format!("{i}"));
-                if f.read {
-                    m.flags.push(Flag::Seen);
-                }
-                sink.write(&m).await.unwrap_or_else(|e| fail("zip write", e));
-                i += 1;
-                if i.is_multiple_of(1000) {
-                    sink.commit().await.unwrap_or_else(|e| fail("zip commit", e));
-                }
-            }
-            sink.finish().await.unwrap_or_else(|e| fail("zip finish", e));
-        })
-    });
-    let _ = std::fs::remove_file(&zip_path);
-    line("zip", &zip, n, bytes, Some(&raw));
+                sink.finish()
+                    .await
+                    .unwrap_or_else(|e| fail("zip finish", e));
+            })
+        });
+        let _ = std::fs::remove_file(&zip_path);
+        line("zip", &zip, n, bytes, Some(&raw));
     }
     if !run("pst") {
         return;

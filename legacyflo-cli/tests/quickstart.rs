@@ -226,7 +226,11 @@ fn quickstart_batch_writes_the_zip_and_a_pst_that_external_readers_accept() {
     assert_eq!(zip_eml_hashes(&zip).len(), count);
     // A content list has the data file's name, so the PST goes to its own directory.
     let pst = out.join("pst/mailbox.pst");
-    assert!(pst.is_file(), "no PST; out/pst/ holds {:?}", list(&out.join("pst")));
+    assert!(
+        pst.is_file(),
+        "no PST; out/pst/ holds {:?}",
+        list(&out.join("pst"))
+    );
     for c in [out.join("mailbox.csv"), out.join("pst/mailbox.csv")] {
         assert_eq!(csv_rows(&c).len(), count, "{}", c.display());
     }
@@ -252,13 +256,20 @@ for i in range(root.number_of_sub_folders):
         .args(["-c", script, &pst.display().to_string()])
         .output()
         .expect("python3 with pypff (bash scripts/test.sh installs python3-pypff)");
-    assert!(py.status.success(), "pypff: {}", String::from_utf8_lossy(&py.stderr));
+    assert!(
+        py.status.success(),
+        "pypff: {}",
+        String::from_utf8_lossy(&py.stderr)
+    );
     let got: std::collections::BTreeMap<String, usize> = String::from_utf8_lossy(&py.stdout)
         .lines()
         .filter_map(|l| l.split_once('\t'))
         .map(|(p, n)| (p.to_string(), n.parse().unwrap()))
         .collect();
-    assert_eq!(got, expected, "pypff's folder counts differ from the sample's");
+    assert_eq!(
+        got, expected,
+        "pypff's folder counts differ from the sample's"
+    );
 
     // readpst -e: one .eml per message.
     let export = dir.path().join("readpst");
@@ -269,7 +280,11 @@ for i in range(root.number_of_sub_folders):
         .arg(&pst)
         .output()
         .expect("readpst (bash scripts/test.sh installs pst-utils)");
-    assert!(rp.status.success(), "readpst: {}", String::from_utf8_lossy(&rp.stderr));
+    assert!(
+        rp.status.success(),
+        "readpst: {}",
+        String::from_utf8_lossy(&rp.stderr)
+    );
     let mut exported = 0;
     let mut stack = vec![export.clone()];
     while let Some(d) = stack.pop() {
@@ -282,5 +297,8 @@ for i in range(root.number_of_sub_folders):
             }
         }
     }
-    assert_eq!(exported, count, "readpst exported {exported} of {count} messages");
+    assert_eq!(
+        exported, count,
+        "readpst exported {exported} of {count} messages"
+    );
 }

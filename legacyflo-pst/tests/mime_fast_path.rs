@@ -138,7 +138,10 @@ fn fast_path_matches_mail_parser_on_the_bench_and_test_corpora() {
     };
     let mut n = 0;
     for (i, m) in legacyflo_corpus::bench_corpus(&spec).enumerate() {
-        assert!(check_same(&m.raw, &format!("bench message {i}")), "bench message {i} left the fast path");
+        assert!(
+            check_same(&m.raw, &format!("bench message {i}")),
+            "bench message {i} left the fast path"
+        );
         n += 1;
     }
     assert!(n > 100);
@@ -163,11 +166,22 @@ soft break   \r\n\
 fn quoted_printable_and_charsets() {
     assert!(check_same(QP_LATIN1, "qp latin1"));
     let d = scan(QP_LATIN1).unwrap();
-    assert_eq!(d.text.as_deref(), Some("Grüße aus Köln, soft break\r\n= end\r\n"));
+    assert_eq!(
+        d.text.as_deref(),
+        Some("Grüße aus Köln, soft break\r\n= end\r\n")
+    );
     assert_eq!(d.subject.as_deref(), Some("Grüße qp"));
     assert_eq!(d.from.as_ref().unwrap().name, "Jörg");
     assert_eq!(d.to.len(), 2);
-    for cs in ["koi8-r", "windows-1251", "shift_jis", "iso-2022-jp", "utf-8", "us-ascii", "x-unknown"] {
+    for cs in [
+        "koi8-r",
+        "windows-1251",
+        "shift_jis",
+        "iso-2022-jp",
+        "utf-8",
+        "us-ascii",
+        "x-unknown",
+    ] {
         let mut raw = format!(
             "From: a@example.com\r\nSubject: cs\r\nContent-Type: multipart/alternative; boundary=\"b\"\r\n\r\n\
 --b\r\nContent-Type: text/plain; charset={cs}\r\nContent-Transfer-Encoding: base64\r\n\r\n0PLl8fI=\r\n\
@@ -180,7 +194,10 @@ fn quoted_printable_and_charsets() {
     // HTML in a legacy charset keeps its bytes and code page.
     let raw = b"Subject: h\r\nContent-Type: text/html; charset=windows-1251\r\n\r\n<p>\xf2\xe5\xf1\xf2</p>";
     let d = scan(raw).unwrap();
-    assert_eq!(d.html.as_ref().map(|h| (h.0.as_ref(), h.1)), Some((&b"<p>\xf2\xe5\xf1\xf2</p>"[..], 1251)));
+    assert_eq!(
+        d.html.as_ref().map(|h| (h.0.as_ref(), h.1)),
+        Some((&b"<p>\xf2\xe5\xf1\xf2</p>"[..], 1251))
+    );
     assert_eq!(d.text.as_deref().map(str::trim), Some("тест"));
 }
 
@@ -210,11 +227,19 @@ fn nested_multiparts_inline_images_and_embedded_messages() {
     assert!(check_same(NESTED, "nested"));
     let d = scan(NESTED).unwrap();
     assert_eq!(d.text.as_deref(), Some("plain ä"));
-    assert_eq!(d.html.as_ref().map(|h| h.0.as_ref()), Some(&b"<img src=\"cid:img1\">\xc3\xa4"[..]));
+    assert_eq!(
+        d.html.as_ref().map(|h| h.0.as_ref()),
+        Some(&b"<img src=\"cid:img1\">\xc3\xa4"[..])
+    );
     let names: Vec<_> = d.attachments.iter().map(|a| a.name.clone()).collect();
     assert_eq!(
         names,
-        [Some("a.png".into()), Some("r.pdf".into()), Some("notes.txt".into()), None]
+        [
+            Some("a.png".into()),
+            Some("r.pdf".into()),
+            Some("notes.txt".into()),
+            None
+        ]
     );
     let img = &d.attachments[0];
     assert!(img.inline);
@@ -257,7 +282,10 @@ fn malformed_structure_defers_to_mail_parser() {
     // Longer boundaries sharing a prefix are not delimiters (RFC 2046 §5.1.1; mail-parser
     // splits there).
     let raw = b"Subject: a\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\none\r\n--bb\r\nstill one\r\n--b--\r\n";
-    assert_eq!(scan(raw).unwrap().text.as_deref(), Some("one\r\n--bb\r\nstill one"));
+    assert_eq!(
+        scan(raw).unwrap().text.as_deref(),
+        Some("one\r\n--bb\r\nstill one")
+    );
     // A part without headers is text/plain.
     let raw = b"Subject: a\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\nbare\r\n--b--\r\n";
     assert!(check_same(raw, "bare part"));

@@ -28,7 +28,11 @@ fn message_and_attachment_sizes_are_the_stored_sizes() {
                 let _ = write!(
                     s,
                     "{}",
-                    if k <= c.len() { T[((n >> (18 - 6 * k)) & 63) as usize] as char } else { '=' }
+                    if k <= c.len() {
+                        T[((n >> (18 - 6 * k)) & 63) as usize] as char
+                    } else {
+                        '='
+                    }
                 );
             }
         }
@@ -43,7 +47,8 @@ Content-Type: application/octet-stream; name=\"d.bin\"\r\nContent-Transfer-Encod
     );
     let mut w = PstWriter::create(&p, WriterOptions::default()).unwrap();
     let f = w.folder(&["Inbox"]).unwrap();
-    w.add_message(f, raw.as_bytes(), &MessageMeta::default()).unwrap();
+    w.add_message(f, raw.as_bytes(), &MessageMeta::default())
+        .unwrap();
     w.finish().unwrap();
 
     let script = r#"
@@ -75,7 +80,11 @@ print(struct.unpack("<i", p[0x0E08])[0], stored, struct.unpack("<i", ap[0x0E20])
         .arg(&p)
         .output()
         .unwrap();
-    assert!(out.status.success(), "pypff: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "pypff: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: Vec<i64> = String::from_utf8_lossy(&out.stdout)
         .split_whitespace()
         .map(|x| x.parse().unwrap())

@@ -331,7 +331,8 @@ fn write_attachment(
     props.push((0x3714, Value::I32(if hidden { 4 } else { 0 })));
     props.push((0x7FFE, Value::Bool(hidden)));
     // PidTagAttachSize: the sum of the attachment object's property sizes, itself included.
-    let size = (props.iter().map(|p| stored_size(&p.1)).sum::<u64>() + 4).min(i32::MAX as u64) as i32;
+    let size =
+        (props.iter().map(|p| stored_size(&p.1)).sum::<u64>() + 4).min(i32::MAX as u64) as i32;
     props.push((0x0E20, Value::I32(size)));
     let bid_data = write_pc(&mut sub, props)?;
     let bid_sub = sub.ndb.write_subnodes(&mut sub.subs)?;
@@ -488,11 +489,9 @@ pub fn write_message_node(
     }
     // PidTagMessageSize: the sum of the sizes of the message's properties (itself
     // included), its recipients' and its attachments' ([MS-OXCMSG] §2.2.1.7).
-    let size = (props.iter().map(|p| stored_size(&p.1)).sum::<u64>()
-        + 4
-        + recipients_size
-        + att_size)
-        .min(i32::MAX as u64) as i32;
+    let size =
+        (props.iter().map(|p| stored_size(&p.1)).sum::<u64>() + 4 + recipients_size + att_size)
+            .min(i32::MAX as u64) as i32;
     props.push((0x0E08, Value::I32(size)));
     let bid_data = write_pc(&mut ctx, props)?;
     let bid_sub = ctx.ndb.write_subnodes(&mut ctx.subs)?;

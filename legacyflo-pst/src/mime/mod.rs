@@ -260,7 +260,9 @@ fn original_html<'a>(
 /// headers and the rest as plain text.
 pub fn fallback(raw: &[u8]) -> MailData<'static> {
     let (head, body) = split_header(raw);
-    let head = head.strip_suffix(b"\n").map_or(head, |h| h.strip_suffix(b"\r").unwrap_or(h));
+    let head = head
+        .strip_suffix(b"\n")
+        .map_or(head, |h| h.strip_suffix(b"\r").unwrap_or(h));
     MailData {
         headers: String::from_utf8_lossy(head).into_owned(),
         text: Some(Cow::Owned(String::from_utf8_lossy(body).into_owned())),

@@ -102,7 +102,10 @@ struct Walk<'a> {
 /// Splits `raw` at the blank line ending its header block: (header block including the
 /// blank line, body). Without a blank line everything is header.
 pub fn split_header(raw: &[u8]) -> (&[u8], &[u8]) {
-    if let Some(rest) = raw.strip_prefix(b"\r\n").or_else(|| raw.strip_prefix(b"\n")) {
+    if let Some(rest) = raw
+        .strip_prefix(b"\r\n")
+        .or_else(|| raw.strip_prefix(b"\n"))
+    {
         return (&raw[..raw.len() - rest.len()], rest);
     }
     let mut from = 0;
@@ -205,9 +208,18 @@ fn is_utf8_label(cs: &str) -> bool {
 /// ISO-2022 family and HZ).
 fn ascii_unsafe(cs: &str) -> bool {
     let l = cs.trim().to_ascii_lowercase();
-    ["utf-7", "utf7", "utf-16", "utf16", "utf-32", "utf32", "hz", "unicode-1-1-utf-7"]
-        .iter()
-        .any(|p| l.starts_with(p))
+    [
+        "utf-7",
+        "utf7",
+        "utf-16",
+        "utf16",
+        "utf-32",
+        "utf32",
+        "hz",
+        "unicode-1-1-utf-7",
+    ]
+    .iter()
+    .any(|p| l.starts_with(p))
         || l.contains("2022")
 }
 
@@ -243,7 +255,10 @@ fn mime_name(h: Option<&Message<'_>>) -> String {
         .to_ascii_lowercase()
 }
 
-fn attach_meta(h: Option<&Message<'_>>, default_mime: &str) -> (Option<String>, String, Option<String>, bool) {
+fn attach_meta(
+    h: Option<&Message<'_>>,
+    default_mime: &str,
+) -> (Option<String>, String, Option<String>, bool) {
     let mime = if h.and_then(|h| h.content_type()).is_some() {
         mime_name(h)
     } else {

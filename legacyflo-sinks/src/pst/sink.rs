@@ -8,8 +8,8 @@ use chrono::DateTime;
 use legacyflo_core::contentlist::{ContentList, content_list_path};
 use legacyflo_core::fsutil::{partial_path, rename_durable, sync_parent};
 use legacyflo_core::{
-    LateRejection,
-    Flag, FolderPath, Message, Output, OutputKind, Result, Sink, SinkState, WriteOutcome,
+    Flag, FolderPath, LateRejection, Message, Output, OutputKind, Result, Sink, SinkState,
+    WriteOutcome,
 };
 use legacyflo_pst::{FolderId, MessageMeta, PstReader, PstWriter, WriterOptions};
 use serde::{Deserialize, Serialize};
