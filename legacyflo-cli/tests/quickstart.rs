@@ -217,8 +217,14 @@ fn quickstart_batch_writes_the_zip_and_a_pst_that_external_readers_accept() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert_no_panic(&o);
     let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(stdout.contains("MBOX-S3-ZIP: done"), "{stdout}");
-    assert!(stdout.contains("MBOX-S3-PST: done"), "{stdout}");
+    assert!(
+        stdout.contains("MBOX-S3-ZIP done: 300 messages"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("MBOX-S3-PST done: 300 messages"),
+        "{stdout}"
+    );
     let out = dir.path().join("out");
     let expected = sample_folder_counts();
     let count: usize = expected.values().sum();

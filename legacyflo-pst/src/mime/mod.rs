@@ -124,7 +124,14 @@ pub fn header_fields(msg: &Message<'_>, head: &[u8]) -> MailData<'static> {
     d.received = msg
         .received()
         .and_then(|r| r.date())
-        .map(|t| t.to_timestamp());
+        .map(|t| t.to_timestamp())
+        .or_else(|| {
+            // Received left raw (the fast path): its date follows the last ';'.
+            let raw = msg.header_raw("Received")?;
+            let (_, date) = raw.rsplit_once(';')?;
+            let date = date.split_whitespace().collect::<Vec<_>>().join(" ");
+            mail_parser::DateTime::parse_rfc822(&date).map(|t| t.to_timestamp())
+        });
     d.message_id = msg.message_id().map(|id| format!("<{id}>"));
     d.in_reply_to = raw_header(msg, "In-Reply-To");
     d.references = raw_header(msg, "References");

@@ -15,16 +15,35 @@ use std::borrow::Cow;
 use std::sync::OnceLock;
 
 use mail_parser::decoders::charsets::map::charset_decoder;
-use mail_parser::{ContentType, Message, MessageParser, MimeHeaders};
+use mail_parser::{ContentType, HeaderName, Message, MessageParser, MimeHeaders};
 
 use super::{AttachBody, AttachData, MailData, codepage, decode, header_fields};
 
 /// Deepest nesting of multiparts and embedded messages the fast path follows.
 pub const MAX_DEPTH: usize = 16;
 
+/// The header parser of a message: only the fields a PST keeps are parsed (the others
+/// stay raw, which is all [`header_fields`] reads of them).
 fn parser() -> &'static MessageParser {
     static P: OnceLock<MessageParser> = OnceLock::new();
-    P.get_or_init(MessageParser::default)
+    P.get_or_init(|| {
+        MessageParser::new()
+            .with_mime_headers()
+            .header_text(HeaderName::Subject)
+            .header_date(HeaderName::Date)
+            .header_address(HeaderName::From)
+            .header_address(HeaderName::Sender)
+            .header_address(HeaderName::To)
+            .header_address(HeaderName::Cc)
+            .header_address(HeaderName::Bcc)
+            .header_id(HeaderName::MessageId)
+    })
+}
+
+/// The header parser of a body part: the MIME fields only.
+fn part_parser() -> &'static MessageParser {
+    static P: OnceLock<MessageParser> = OnceLock::new();
+    P.get_or_init(|| MessageParser::new().with_mime_headers())
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -279,10 +298,13 @@ fn attach_meta(
 }
 
 impl<'a> Walk<'a> {
+    /// Walks one part: `raw` is its header block and body (`has_headers`) or its body
+    /// only; `headers`, when given, are its header block already parsed (the message's).
     fn part(
         &mut self,
         raw: &'a [u8],
         has_headers: bool,
+        headers: Option<&Message<'a>>,
         st: &mut Container,
         depth: usize,
     ) -> Option<()> {
@@ -294,12 +316,12 @@ impl<'a> Walk<'a> {
         } else {
             (&raw[..0], raw)
         };
-        let parsed = if head.iter().all(|b| b.is_ascii_whitespace()) {
+        let parsed = if headers.is_some() || head.iter().all(|b| b.is_ascii_whitespace()) {
             None
         } else {
-            Some(parser().parse_headers(head)?)
+            Some(part_parser().parse_headers(head)?)
         };
-        let h = parsed.as_ref();
+        let h = headers.or(parsed.as_ref());
         st.parts += 1;
         let ct = h.and_then(|h| h.content_type());
         let (kind, multipart, inline_kind, is_text) = classify(ct, st.kind);
@@ -315,7 +337,7 @@ impl<'a> Walk<'a> {
             };
             let (t0, h0) = (self.text_body.len(), self.html_body.len());
             for c in children {
-                self.part(c, true, &mut inner, depth + 1)?;
+                self.part(c, true, None, &mut inner, depth + 1)?;
             }
             if kind == Kind::Alternative && inner.need_html && inner.need_text {
                 let (t1, h1) = (self.text_body.len(), self.html_body.len());
@@ -436,7 +458,7 @@ fn scan_at(raw: &[u8], depth: usize) -> Option<MailData<'_>> {
         need_html: true,
         parts: 0,
     };
-    walk.part(raw, true, &mut root, depth)?;
+    walk.part(raw, true, Some(&headers), &mut root, depth)?;
     let Walk {
         mut candidates,
         text_body,
