@@ -46,3 +46,42 @@ fn permute_round_trips_and_is_a_permutation() {
     crypt::decode(&mut x);
     assert_eq!(x, all);
 }
+
+#[test]
+fn utf16_matches_std_on_mixed_text() {
+    for s in [
+        "",
+        "plain ascii",
+        "Grüße aus Köln",
+        "日本語のテスト",
+        "emoji 😀 and 𝄞 clef",
+        "mixed ä😀b\u{7f}\u{80}\u{7ff}\u{800}\u{ffff}\u{10000}",
+    ] {
+        let want: Vec<u8> = s.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        assert_eq!(legacyflo_pst::ltp::utf16(s), want, "{s:?}");
+        assert_eq!(legacyflo_pst::ltp::utf16_len(s), want.len(), "{s:?}");
+    }
+}
+
+#[test]
+fn crc_is_the_reflected_table_crc_with_initial_zero() {
+    // Bitwise reference of [MS-PST] §5.3: reflected 0xEDB88320, initial 0, no final xor.
+    fn reference(data: &[u8]) -> u32 {
+        let mut c = 0u32;
+        for &b in data {
+            c ^= u32::from(b);
+            for _ in 0..8 {
+                c = if c & 1 != 0 {
+                    (c >> 1) ^ 0xEDB8_8320
+                } else {
+                    c >> 1
+                };
+            }
+        }
+        c
+    }
+    let data: Vec<u8> = (0..70_000u32).map(|i| (i * 31 + i / 7) as u8).collect();
+    for n in [0, 1, 3, 15, 16, 17, 496, 516, 8176, 70_000] {
+        assert_eq!(crc::crc(&data[..n]), reference(&data[..n]), "{n}");
+    }
+}

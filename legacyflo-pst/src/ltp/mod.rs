@@ -73,13 +73,13 @@ pub fn stored_size(v: &Value<'_>) -> u64 {
     }
 }
 
-/// Length in bytes of `s` encoded as UTF-16LE.
+/// Length in bytes of `s` encoded as UTF-16LE: two per character, four for characters
+/// outside the BMP (counted from the UTF-8 lead bytes, without decoding).
 pub fn utf16_len(s: &str) -> usize {
-    if s.is_ascii() {
-        s.len() * 2
-    } else {
-        s.encode_utf16().count() * 2
-    }
+    let b = s.as_bytes();
+    let chars = b.iter().filter(|&&x| (x & 0xC0) != 0x80).count();
+    let astral = b.iter().filter(|&&x| x >= 0xF0).count();
+    (chars + astral) * 2
 }
 
 /// Width of a TC cell for a property type.
@@ -92,22 +92,34 @@ pub fn cell_size(ptype: u16) -> usize {
     }
 }
 
-/// Encodes a string as UTF-16LE.
+/// Encodes a string as UTF-16LE. Runs of ASCII are widened byte by byte; other
+/// characters are decoded one at a time.
 pub fn utf16(s: &str) -> Vec<u8> {
-    if s.is_ascii() {
-        let mut v = vec![0u8; s.len() * 2];
-        for (d, &b) in v.chunks_exact_mut(2).zip(s.as_bytes()) {
-            d[0] = b;
-        }
-        return v;
-    }
-    // A UTF-8 string never has more UTF-16 units than bytes.
-    let mut v = vec![0u8; s.len() * 2];
+    let bytes = s.as_bytes();
+    let mut v = vec![0u8; utf16_len(s)];
     let mut o = 0;
-    for (u, d) in s.encode_utf16().zip(v.chunks_exact_mut(2)) {
-        d[0] = u as u8;
-        d[1] = (u >> 8) as u8;
-        o += 2;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b < 0x80 {
+            if let Some(d) = v.get_mut(o) {
+                *d = b;
+            }
+            o += 2;
+            i += 1;
+            continue;
+        }
+        let Some(c) = s.get(i..).and_then(|r| r.chars().next()) else {
+            break;
+        };
+        i += c.len_utf8();
+        let mut units = [0u16; 2];
+        for u in c.encode_utf16(&mut units).iter() {
+            if let Some(d) = v.get_mut(o..o + 2) {
+                d.copy_from_slice(&u.to_le_bytes());
+            }
+            o += 2;
+        }
     }
     v.truncate(o);
     v
