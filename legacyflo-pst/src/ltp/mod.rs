@@ -76,10 +76,15 @@ pub fn stored_size(v: &Value<'_>) -> u64 {
 /// Length in bytes of `s` encoded as UTF-16LE: two per character, four for characters
 /// outside the BMP (counted from the UTF-8 lead bytes, without decoding).
 pub fn utf16_len(s: &str) -> usize {
-    let b = s.as_bytes();
-    let chars = b.iter().filter(|&&x| (x & 0xC0) != 0x80).count();
-    let astral = b.iter().filter(|&&x| x >= 0xF0).count();
-    (chars + astral) * 2
+    if s.is_ascii() {
+        return s.len() * 2;
+    }
+    let units: usize = s
+        .as_bytes()
+        .iter()
+        .map(|&x| usize::from((x & 0xC0) != 0x80) + usize::from(x >= 0xF0))
+        .sum();
+    units * 2
 }
 
 /// Width of a TC cell for a property type.
@@ -100,13 +105,16 @@ pub fn utf16(s: &str) -> Vec<u8> {
     let mut o = 0;
     let mut i = 0;
     while i < bytes.len() {
-        let b = bytes[i];
-        if b < 0x80 {
-            if let Some(d) = v.get_mut(o) {
-                *d = b;
+        let rest = bytes.get(i..).unwrap_or(&[]);
+        let run = rest.iter().position(|&b| b >= 0x80).unwrap_or(rest.len());
+        if run > 0 {
+            // `v` is zeroed: only the low bytes are written.
+            let dst = v.get_mut(o..o + run * 2).unwrap_or(&mut []);
+            for (d, &b) in dst.chunks_exact_mut(2).zip(rest) {
+                d[0] = b;
             }
-            o += 2;
-            i += 1;
+            o += run * 2;
+            i += run;
             continue;
         }
         let Some(c) = s.get(i..).and_then(|r| r.chars().next()) else {

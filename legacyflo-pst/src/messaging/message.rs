@@ -226,9 +226,9 @@ fn join_names(list: &[Mailbox]) -> String {
         .join("; ")
 }
 
-fn str_prop<'a>(props: &mut Vec<Prop<'a>>, id: u16, v: Option<&str>) {
+fn str_prop<'a>(props: &mut Vec<Prop<'a>>, id: u16, v: Option<&'a str>) {
     if let Some(v) = v.filter(|v| !v.is_empty()) {
-        props.push((id, Value::Str(Cow::Owned(v.to_string()))));
+        props.push((id, Value::Str(Cow::Borrowed(v))));
     }
 }
 

@@ -56,9 +56,10 @@
 //! resume. A message is [`Rejected`](legacyflo_core::WriteOutcome::Rejected) at write time
 //! when it cannot fit in one volume (its size × 3 plus the writer's reserve exceeds the
 //! volume cap) or is 2 GiB or larger. A message the writer refuses during `finish` despite
-//! this check (a format limit such as a 4 GiB property stream) cannot be reported to the
-//! engine any more: it is logged with `warn!` (folder, source id, reason), left out of the
-//! PST and of the content list, and the counts of the outputs say what was stored.
+//! this check (a format limit: more parts than one node's subnode tree indexes, a 4 GiB
+//! property stream) is left out of the PST and of the content list and handed to the
+//! engine by [`late_rejections`](legacyflo_core::Sink::late_rejections): the run report
+//! counts it as skipped, with its source id and the writer's reason.
 
 mod sink;
 mod spool;
