@@ -29,6 +29,37 @@ pub enum WriteOutcome {
     },
 }
 
+/// Where one stored message went: the sink's id for it (an IMAP `APPENDUID` as
+/// `UIDVALIDITY:UID`, a Maildir file name, …), listed in the report.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Placement {
+    /// The message's folder (as the sink was given it).
+    pub folder: FolderPath,
+    /// The source's id for the message.
+    pub source_id: String,
+    /// The sink's id for the stored message.
+    pub id: String,
+}
+
+/// What a sink learned after [`Sink::write`] had answered `Written { id: None }` (a
+/// buffered message sent later in a batch), handed over by [`Sink::settled`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Settled {
+    /// It is stored, with this id.
+    Stored(Placement),
+    /// The destination refused it after all: it is not stored.
+    Refused {
+        /// The message's folder.
+        folder: FolderPath,
+        /// The source's id for the message.
+        source_id: String,
+        /// Its size in bytes ([`Message::size`]), as `write` counted it.
+        bytes: u64,
+        /// Why.
+        reason: String,
+    },
+}
+
 /// What a file output is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -80,6 +111,11 @@ pub struct Output {
 ///   other method is called. Calling it on a sink restored from the state of a finished
 ///   run returns the same outputs.
 /// - After an `Err` from `commit` or `finish`, only `abort` may be called.
+/// - After each successful [`commit`](Sink::commit) the engine calls
+///   [`settled`](Sink::settled): a sink that answered `Written { id: None }` and learned
+///   more later (a batch sent at commit) returns, once each, the id of every such message
+///   it now knows and every such message the destination refused after all. Nothing that
+///   an `abort` discarded may be returned.
 #[async_trait]
 pub trait Sink: Send {
     /// A short name for logs and reports, e.g. `zip`, `maildir`.
@@ -102,6 +138,12 @@ pub trait Sink: Send {
 
     /// Completes the outputs and lists them.
     async fn finish(&mut self) -> Result<Vec<Output>>;
+
+    /// Ids learned, and refusals met, since the last call for messages `write` accepted
+    /// without an id (see the contract). The default: nothing.
+    fn settled(&mut self) -> Vec<Settled> {
+        Vec::new()
+    }
 }
 
 #[async_trait]
@@ -126,5 +168,8 @@ impl<S: Sink + ?Sized> Sink for Box<S> {
     }
     async fn finish(&mut self) -> Result<Vec<Output>> {
         (**self).finish().await
+    }
+    fn settled(&mut self) -> Vec<Settled> {
+        (**self).settled()
     }
 }

@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::filter::Filter;
 use crate::message::FolderPath;
 use crate::request::{Field, FieldError, RequestErrors};
-use crate::sink::{Sink, WriteOutcome};
+use crate::sink::{Placement, Settled, Sink, WriteOutcome};
 use crate::source::{Position, Source, SourceEvent};
 
 enum ReaderMsg {
@@ -52,6 +52,8 @@ pub(super) struct Run {
     last_commit: Instant,
     /// Messages and bytes already stored by earlier runs when this one started.
     baseline: (u64, u64),
+    /// Ids of messages written since the last commit (moved to the report by `commit`).
+    pending_placements: Vec<Placement>,
 }
 
 impl Run {
@@ -72,6 +74,7 @@ impl Run {
             pending_bytes: 0,
             last_commit: Instant::now(),
             baseline: (0, 0),
+            pending_placements: Vec::new(),
         }
     }
 
@@ -329,6 +332,7 @@ impl Run {
         }
         self.pending_bytes = 0;
         self.pending_messages = 0;
+        self.pending_placements.clear();
     }
 
     fn spawn_readers(&self, tx: mpsc::Sender<ReaderMsg>) -> JoinSet<()> {
@@ -473,7 +477,14 @@ impl Run {
                 f.position = Some(item.position);
                 let size = message.size();
                 match outcome {
-                    WriteOutcome::Written { .. } => {
+                    WriteOutcome::Written { id } => {
+                        if let Some(id) = id {
+                            self.pending_placements.push(Placement {
+                                folder: message.folder.clone(),
+                                source_id: message.source_id.clone(),
+                                id,
+                            });
+                        }
                         f.report.messages += 1;
                         f.report.bytes += size;
                         self.pending_messages += 1;
@@ -508,6 +519,25 @@ impl Run {
     async fn commit(&mut self) -> Result<()> {
         let sink_state = self.sink.commit().await?;
         self.state.sink = Some(sink_state);
+        self.report.placements.append(&mut self.pending_placements);
+        for s in self.sink.settled() {
+            match s {
+                Settled::Stored(p) => self.report.placements.push(p),
+                Settled::Refused {
+                    folder,
+                    source_id,
+                    bytes,
+                    reason,
+                } => {
+                    warn!(message = "message refused by the destination after it was accepted", folder = %folder, source_id = %source_id, reason = %reason);
+                    if let Some(f) = self.folders.iter_mut().find(|f| f.path == folder) {
+                        f.report.messages = f.report.messages.saturating_sub(1);
+                        f.report.bytes = f.report.bytes.saturating_sub(bytes);
+                        f.report.skip(&source_id, &reason);
+                    }
+                }
+            }
+        }
         self.state.folders = self
             .folders
             .iter()
