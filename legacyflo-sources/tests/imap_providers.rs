@@ -67,6 +67,7 @@ async fn gmail_reads_all_mail_once_with_labels() {
             mailbox("[Gmail]/Spam", "\\HasNoChildren \\Junk", vec![]),
         ],
         throttle: None,
+        throttle_with_bad: false,
     })
     .await;
     let source = Arc::new(ImapSource::new(ImapSourceOptions::new(
@@ -147,6 +148,16 @@ async fn gmail_reads_all_mail_once_with_labels() {
 /// retry policy's own backoff) before the FETCH is sent again; nothing is lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn o365_skips_non_mail_folders_and_waits_the_suggested_backoff() {
+    o365_throttled(false).await;
+}
+
+/// The same with the `BAD Request is throttled. …` form Exchange Online also sends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn o365_bad_throttling_answer_is_waited_out_too() {
+    o365_throttled(true).await;
+}
+
+async fn o365_throttled(with_bad: bool) {
     const BACKOFF_MS: u64 = 1500;
     let server = FakeImapServer::start(FakeConfig {
         flavor: Flavor::O365,
@@ -161,6 +172,7 @@ async fn o365_skips_non_mail_folders_and_waits_the_suggested_backoff() {
             mailbox("Sent Items", "\\HasNoChildren \\Sent", vec![msg(7, &[])]),
         ],
         throttle: Some((1, BACKOFF_MS)),
+        throttle_with_bad: with_bad,
     })
     .await;
     let source = Arc::new(ImapSource::new(ImapSourceOptions::new(

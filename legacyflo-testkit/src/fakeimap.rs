@@ -56,8 +56,10 @@ pub struct FakeConfig {
     /// Its mailboxes.
     pub mailboxes: Vec<FakeMailbox>,
     /// O365 throttling: the first `count` `UID FETCH` commands are answered
-    /// `NO Request is throttled. Suggested Backoff Time: millis milliseconds`.
+    /// `<tag> NO Request is throttled. Suggested Backoff Time: millis milliseconds`.
     pub throttle: Option<(usize, u64)>,
+    /// Answer throttled commands with `BAD` instead of `NO` (Exchange Online sends both).
+    pub throttle_with_bad: bool,
 }
 
 /// A command line received, and when.
@@ -316,8 +318,9 @@ async fn serve(sock: TcpStream, shared: Arc<Shared>) -> std::io::Result<()> {
                     };
                     if let (true, Some((_, ms))) = (throttle_now, shared.config.throttle) {
                         throttled = true;
+                        let word = if shared.config.throttle_with_bad { "BAD" } else { "NO" };
                         out.push_str(&format!(
-                            "{tag} NO Request is throttled. Suggested Backoff Time: {ms} milliseconds\r\n"
+                            "{tag} {word} Request is throttled. Suggested Backoff Time: {ms} milliseconds\r\n"
                         ));
                     } else {
                         let (set, items) = rest.split_once(' ').unwrap_or((rest, ""));
