@@ -29,8 +29,8 @@ use legacyflo_core::request::Secret;
 use legacyflo_core::{
     Engine, FolderPath, LocalStateStore, Message, Output, RunState, Sink, SinkState, WriteOutcome,
 };
-use legacyflo_sinks::pst::PstSink;
 use legacyflo_sinks::imap::{ImapSink, ImapSinkOptions};
+use legacyflo_sinks::pst::PstSink;
 use legacyflo_sources::imap::{
     ConnectOptions, Credentials, ImapPreset, ImapSource, ImapSourceOptions, TlsMode,
 };
@@ -276,9 +276,8 @@ fn pst_stages(name: &str, host: &str, port: u16, src: &str, msgs: Vec<Message>, 
     let write_pst = dir.join("write.pst");
     let source = Arc::new(legacyflo_testkit::memory::MemorySource::new(msgs));
     let t = Instant::now();
-    let res = rt.block_on(
-        Engine::new("EML-S3-PST", source, Box::new(PstSink::new(&write_pst))).run(),
-    );
+    let res =
+        rt.block_on(Engine::new("EML-S3-PST", source, Box::new(PstSink::new(&write_pst))).run());
     let secs = t.elapsed().as_secs_f64();
     if let Some(e) = res.error {
         eprintln!("[{name}] PST-write-only run failed: {e}");
@@ -368,8 +367,8 @@ fn case(name: &str, spec: legacyflo_corpus::CorpusSpec, with_pst: bool) -> bool 
         eprintln!("[{name}] our no-op re-run failed");
         return false;
     };
-    let contacted = reopen(&state)
-        .and_then(|()| run_ours(&server.host, server.port, src, ours_dst, &state));
+    let contacted =
+        reopen(&state).and_then(|()| run_ours(&server.host, server.port, src, ours_dst, &state));
     println!("[{name}]");
     line(
         "ours",

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 use legacyflo_core::request::Secret;
 use legacyflo_core::{
-    Engine, EngineOptions, Filter, FolderPath, LocalStateStore, Message, Sink, Source, SourceEvent,
+    Engine, EngineOptions, Filter, FolderPath, LocalStateStore, Message, Source, SourceEvent,
 };
 use legacyflo_sinks::pst::PstSink;
 use legacyflo_sources::imap::{

@@ -453,7 +453,7 @@ async fn appenduids_reach_the_report(server: &ImapServer, user: &str, batch: usi
     let msgs = canonical(legacyflo_testkit::corpus::generated(150, 53));
     let source = Arc::new(legacyflo_testkit::memory::MemorySource::new(msgs.clone()));
     let mut o = ImapSinkOptions::new(
-        login(&server, user, server.port),
+        login(server, user, server.port),
         ImapPreset::Vaultastic4,
         FolderPath::new([root.as_str()]),
     );
@@ -476,9 +476,13 @@ async fn appenduids_reach_the_report(server: &ImapServer, user: &str, batch: usi
         Some(msgs.len()),
         "placements in the JSON report"
     );
-    assert!(res.report.to_string().contains("destination ids of 150 messages"));
+    assert!(
+        res.report
+            .to_string()
+            .contains("destination ids of 150 messages")
+    );
     // What the destination holds under each UID (the IMAP source's ids are `UIDVALIDITY:UID`).
-    let mut so = ImapSourceOptions::new(login(&server, user, server.port), ImapPreset::Generic);
+    let mut so = ImapSourceOptions::new(login(server, user, server.port), ImapPreset::Generic);
     so.root = Some(root);
     let stored: BTreeMap<(FolderPath, String), Vec<u8>> = read_all(&ImapSource::new(so))
         .await

@@ -63,7 +63,11 @@ async fn gmail_reads_all_mail_once_with_labels() {
             mailbox("Work", "\\HasNoChildren", vec![msg(1, &[]), msg(2, &[])]),
             mailbox("[Gmail]", "\\HasChildren \\Noselect", vec![]),
             mailbox("[Gmail]/All Mail", "\\HasNoChildren \\All", all),
-            mailbox("[Gmail]/Sent Mail", "\\HasNoChildren \\Sent", vec![msg(2, &[])]),
+            mailbox(
+                "[Gmail]/Sent Mail",
+                "\\HasNoChildren \\Sent",
+                vec![msg(2, &[])],
+            ),
             mailbox("[Gmail]/Spam", "\\HasNoChildren \\Junk", vec![]),
         ],
         throttle: None,
@@ -76,9 +80,16 @@ async fn gmail_reads_all_mail_once_with_labels() {
     )));
     let sink = MemorySink::new();
     let store = sink.store();
-    let res = Engine::new("GMAIL-S3-ZIP", source, Box::new(sink)).run().await;
+    let res = Engine::new("GMAIL-S3-ZIP", source, Box::new(sink))
+        .run()
+        .await;
     assert!(res.error.is_none(), "{:?}", res.error);
-    let folders: Vec<String> = res.report.folders.iter().map(|f| f.folder.to_string()).collect();
+    let folders: Vec<String> = res
+        .report
+        .folders
+        .iter()
+        .map(|f| f.folder.to_string())
+        .collect();
     assert_eq!(folders, vec!["[Gmail]/All Mail".to_string()]);
     assert_eq!(res.report.totals().messages, 3, "no label duplicates");
     let store = store.lock().unwrap();
@@ -162,11 +173,19 @@ async fn o365_throttled(with_bad: bool) {
     let server = FakeImapServer::start(FakeConfig {
         flavor: Flavor::O365,
         mailboxes: vec![
-            mailbox("INBOX", "\\HasNoChildren", (1..=5).map(|u| msg(u, &[])).collect()),
+            mailbox(
+                "INBOX",
+                "\\HasNoChildren",
+                (1..=5).map(|u| msg(u, &[])).collect(),
+            ),
             mailbox("Calendar", "\\HasChildren", vec![msg(1, &[])]),
             mailbox("Calendar/Birthdays", "\\HasNoChildren", vec![msg(1, &[])]),
             mailbox("Contacts", "\\HasNoChildren", vec![msg(1, &[])]),
-            mailbox("Deleted Items", "\\HasNoChildren \\Trash", vec![msg(1, &[])]),
+            mailbox(
+                "Deleted Items",
+                "\\HasNoChildren \\Trash",
+                vec![msg(1, &[])],
+            ),
             mailbox("Tasks", "\\HasNoChildren", vec![msg(1, &[])]),
             mailbox("Files", "\\HasNoChildren", vec![msg(1, &[])]),
             mailbox("Sent Items", "\\HasNoChildren \\Sent", vec![msg(7, &[])]),
@@ -195,13 +214,21 @@ async fn o365_throttled(with_bad: bool) {
         .run()
         .await;
     assert!(res.error.is_none(), "{:?}", res.error);
-    let mut folders: Vec<String> = res.report.folders.iter().map(|f| f.folder.to_string()).collect();
+    let mut folders: Vec<String> = res
+        .report
+        .folders
+        .iter()
+        .map(|f| f.folder.to_string())
+        .collect();
     folders.sort();
     assert_eq!(folders, vec!["INBOX".to_string(), "Sent Items".to_string()]);
     assert_eq!(res.report.totals().messages, 6, "nothing lost");
     assert!(res.report.retries >= 1, "the throttled FETCH was retried");
     let log = server.received();
-    let i = log.iter().position(|r| r.throttled).expect("one FETCH was throttled");
+    let i = log
+        .iter()
+        .position(|r| r.throttled)
+        .expect("one FETCH was throttled");
     let throttled_at = log[i].at;
     let next = log[i + 1..]
         .iter()

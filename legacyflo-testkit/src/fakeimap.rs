@@ -136,7 +136,11 @@ impl FakeImapServer {
 
     /// Every command received so far, in arrival order.
     pub fn received(&self) -> Vec<Received> {
-        self.shared.log.lock().map(|l| l.clone()).unwrap_or_default()
+        self.shared
+            .log
+            .lock()
+            .map(|l| l.clone())
+            .unwrap_or_default()
     }
 }
 
@@ -234,8 +238,10 @@ async fn serve(sock: TcpStream, shared: Arc<Shared>) -> std::io::Result<()> {
             "ID" => out.push_str(&format!("* ID NIL\r\n{tag} OK ID completed\r\n")),
             "NOOP" => out.push_str(&format!("{tag} OK NOOP completed\r\n")),
             "LOGOUT" => {
-                w.write_all(format!("* BYE logging out\r\n{tag} OK LOGOUT completed\r\n").as_bytes())
-                    .await?;
+                w.write_all(
+                    format!("* BYE logging out\r\n{tag} OK LOGOUT completed\r\n").as_bytes(),
+                )
+                .await?;
                 return Ok(());
             }
             "LIST" => {
@@ -276,7 +282,9 @@ async fn serve(sock: TcpStream, shared: Arc<Shared>) -> std::io::Result<()> {
                             ));
                         }
                     }
-                    None => out.push_str(&format!("{tag} NO [NONEXISTENT] Unknown Mailbox: {name}\r\n")),
+                    None => out.push_str(&format!(
+                        "{tag} NO [NONEXISTENT] Unknown Mailbox: {name}\r\n"
+                    )),
                 }
             }
             "UID" => {
@@ -306,7 +314,10 @@ async fn serve(sock: TcpStream, shared: Arc<Shared>) -> std::io::Result<()> {
                 } else if sub == "FETCH" {
                     let throttle_now = match shared.config.throttle {
                         Some((count, _)) => {
-                            let mut n = shared.throttled.lock().map_err(|_| std::io::Error::other("poisoned"))?;
+                            let mut n = shared
+                                .throttled
+                                .lock()
+                                .map_err(|_| std::io::Error::other("poisoned"))?;
                             if *n < count {
                                 *n += 1;
                                 true
@@ -318,7 +329,11 @@ async fn serve(sock: TcpStream, shared: Arc<Shared>) -> std::io::Result<()> {
                     };
                     if let (true, Some((_, ms))) = (throttle_now, shared.config.throttle) {
                         throttled = true;
-                        let word = if shared.config.throttle_with_bad { "BAD" } else { "NO" };
+                        let word = if shared.config.throttle_with_bad {
+                            "BAD"
+                        } else {
+                            "NO"
+                        };
                         out.push_str(&format!(
                             "{tag} {word} Request is throttled. Suggested Backoff Time: {ms} milliseconds\r\n"
                         ));
@@ -339,7 +354,13 @@ async fn serve(sock: TcpStream, shared: Arc<Shared>) -> std::io::Result<()> {
                                 let labels: Vec<String> = x
                                     .labels
                                     .iter()
-                                    .map(|l| if l.starts_with('\\') { l.clone() } else { quoted(l) })
+                                    .map(|l| {
+                                        if l.starts_with('\\') {
+                                            l.clone()
+                                        } else {
+                                            quoted(l)
+                                        }
+                                    })
                                     .collect();
                                 head.push_str(&format!(" X-GM-LABELS ({})", labels.join(" ")));
                             }
@@ -356,11 +377,16 @@ async fn serve(sock: TcpStream, shared: Arc<Shared>) -> std::io::Result<()> {
                                     .unwrap_or(x.raw.len());
                                 let hdr: Vec<u8> = x.raw[..end]
                                     .split(|b| *b == b'\n')
-                                    .filter(|l| l.len() > 11 && l[..11].eq_ignore_ascii_case(b"message-id:"))
+                                    .filter(|l| {
+                                        l.len() > 11 && l[..11].eq_ignore_ascii_case(b"message-id:")
+                                    })
                                     .flat_map(|l| l.iter().copied().chain(std::iter::once(b'\n')))
                                     .chain(*b"\r\n")
                                     .collect();
-                                head.push_str(&format!(" BODY[HEADER.FIELDS (MESSAGE-ID)] {{{}}}\r\n", hdr.len()));
+                                head.push_str(&format!(
+                                    " BODY[HEADER.FIELDS (MESSAGE-ID)] {{{}}}\r\n",
+                                    hdr.len()
+                                ));
                                 bytes.extend_from_slice(head.as_bytes());
                                 bytes.extend_from_slice(&hdr);
                                 bytes.extend_from_slice(b")\r\n");
