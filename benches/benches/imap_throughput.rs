@@ -2,9 +2,10 @@
 //! (the IMAP source into the IMAP vault sink, through the engine) against `mbsync` (Debian
 //! `isync`), on the same generated data.
 //!
-//! Cases: `LEGACYFLO_BENCH_IMAP_MSGS` messages of about `LEGACYFLO_BENCH_IMAP_MB` MiB in
-//! total (default 3000 / 100), then `LEGACYFLO_BENCH_IMAP_SMALL` small messages (default
-//! 100000; 0 skips). For each tool: msg/s, MiB/s, peak RSS, and the time of a no-op re-run.
+//! Cases: `LEGACYFLO_BENCH_IMAP_MSGS` generated messages (default 3000), three of them
+//! with a ~10 MB attachment, about 100 MiB in all; then `LEGACYFLO_BENCH_IMAP_SMALL` small
+//! messages (default 100000; 0 skips): the generator's messages of at most 8 KiB, in its
+//! order. For each tool: msg/s, MiB/s, peak RSS, and the time of a no-op re-run.
 //! Ours has two no-op re-runs: the finished request run again (the engine reports it from
 //! its checkpoint without contacting a server), and the re-run that contacts both servers
 //! and finds nothing new, as mbsync's does (the finished checkpoint reopened as unfinished,
@@ -308,7 +309,14 @@ fn pst_stages(name: &str, host: &str, port: u16, src: &str, msgs: Vec<Message>, 
     );
 }
 
-fn case(name: &str, spec: legacyflo_corpus::CorpusSpec, with_pst: bool) -> bool {
+/// One case: the first `limit` messages of `spec` whose size is at most `max_size`.
+fn case(
+    name: &str,
+    spec: legacyflo_corpus::CorpusSpec,
+    limit: usize,
+    max_size: usize,
+    with_pst: bool,
+) -> bool {
     let server = imap_server();
     let (src, ours_dst, mb_dst) = ("src", "dst", "empty");
     for u in [src, ours_dst, mb_dst] {
@@ -321,7 +329,13 @@ fn case(name: &str, spec: legacyflo_corpus::CorpusSpec, with_pst: bool) -> bool 
     let mut n = 0u64;
     let mut kept: Vec<Message> = Vec::new();
     for g in legacyflo_corpus::bench_corpus(&spec) {
+        if n as usize >= limit {
+            break;
+        }
         let m = legacyflo_testkit::corpus::from_generated(g, String::new());
+        if m.raw.len() > max_size {
+            continue;
+        }
         let mut raw = Vec::with_capacity(m.raw.len() + 64);
         for (i, &b) in m.raw.iter().enumerate() {
             if b == b'\n' && (i == 0 || m.raw[i - 1] != b'\r') {
@@ -431,17 +445,18 @@ fn main() {
             .unwrap_or(d)
     };
     let msgs = env("LEGACYFLO_BENCH_IMAP_MSGS", 3000) as usize;
-    let mb = env("LEGACYFLO_BENCH_IMAP_MB", 100);
     let small = env("LEGACYFLO_BENCH_IMAP_SMALL", 100_000) as usize;
     let mut ok = case(
         "mixed",
         legacyflo_corpus::CorpusSpec {
             seed: 7,
             messages: msgs,
-            total_bytes: Some(mb << 20),
-            big_attachments: 0,
+            total_bytes: None,
+            big_attachments: 3,
             folders: 10,
         },
+        msgs,
+        usize::MAX,
         true,
     );
     if small > 0 {
@@ -449,11 +464,13 @@ fn main() {
             "small",
             legacyflo_corpus::CorpusSpec {
                 seed: 8,
-                messages: small,
+                messages: small.saturating_mul(20),
                 total_bytes: None,
                 big_attachments: 0,
                 folders: 10,
             },
+            small,
+            8 << 10,
             false,
         );
     }

@@ -93,6 +93,16 @@ async fn gmail_reads_all_mail_once_with_labels() {
     assert_eq!(folders, vec!["[Gmail]/All Mail".to_string()]);
     assert_eq!(res.report.totals().messages, 3, "no label duplicates");
     let store = store.lock().unwrap();
+    let mut ids: Vec<String> = store
+        .committed
+        .iter()
+        .map(|m| m.source_id.clone())
+        .collect();
+    ids.sort();
+    let want_ids: Vec<String> = (1..=3u64)
+        .map(|u| format!("{:x}", 1_700_000_000_000_000_000 + u))
+        .collect();
+    assert_eq!(ids, want_ids, "source ids are the X-GM-MSGIDs (hex)");
     let mut got: Vec<(String, Vec<String>)> = store
         .committed
         .iter()
@@ -244,4 +254,72 @@ async fn o365_throttled(with_bad: bool) {
         "waited {waited:?}: much longer than the {BACKOFF_MS} ms asked"
     );
     assert!(t.elapsed() >= Duration::from_millis(BACKOFF_MS));
+}
+
+/// Gmail after a UIDVALIDITY change: the checkpoint's X-GM-MSGID finds where to go on in
+/// the renumbered All Mail, so nothing is read twice; an id that is gone fails the stream
+/// instead of copying the folder again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gmail_resume_after_uidvalidity_change_uses_x_gm_msgid() {
+    use futures::StreamExt;
+    use legacyflo_core::{Filter, FolderPath, Source, SourceEvent};
+    // Renumbered: the same three messages (same X-GM-MSGID) now have UIDs 21..23.
+    let renumbered: Vec<FakeMessage> = (1..=3u32)
+        .map(|u| FakeMessage {
+            uid: 20 + u,
+            ..msg(u, &["\\Inbox"])
+        })
+        .collect();
+    let server = FakeImapServer::start(FakeConfig {
+        flavor: Flavor::Gmail,
+        mailboxes: vec![mailbox(
+            "[Gmail]/All Mail",
+            "\\HasNoChildren \\All",
+            renumbered,
+        )],
+        throttle: None,
+        throttle_with_bad: false,
+    })
+    .await;
+    let source = ImapSource::new(ImapSourceOptions::new(
+        connect(server.port()),
+        ImapPreset::Gmail,
+    ));
+    let folder = FolderPath::new(["[Gmail]", "All Mail"]);
+    assert_eq!(
+        source
+            .list_folders()
+            .await
+            .unwrap()
+            .iter()
+            .map(|f| f.path.clone())
+            .collect::<Vec<_>>(),
+        vec![folder.clone()]
+    );
+    // Checkpoint of an earlier run: UIDVALIDITY 10, UID 2, message 2's X-GM-MSGID.
+    let position = format!("10:2:gm{:x}", 1_700_000_000_000_000_002u64);
+    let mut s = source
+        .stream(&folder, &Filter::default(), Some(&position))
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    while let Some(ev) = s.next().await {
+        if let SourceEvent::Message(i) = ev.unwrap() {
+            got.push(i.message.source_id.clone());
+        }
+    }
+    assert_eq!(got, vec![format!("{:x}", 1_700_000_000_000_000_003u64)]);
+    let gone = format!("10:2:gm{:x}", 42u64);
+    let r = match source
+        .stream(&folder, &Filter::default(), Some(&gone))
+        .await
+    {
+        Err(e) => Err(e),
+        Ok(mut s) => match s.next().await {
+            Some(Err(e)) => Err(e),
+            other => Ok(other.is_some()),
+        },
+    };
+    let e = r.expect_err("a checkpoint whose message is gone must fail");
+    assert_eq!(e.kind(), legacyflo_core::ErrorKind::InvalidInput, "{e}");
 }
