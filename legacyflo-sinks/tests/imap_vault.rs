@@ -518,4 +518,31 @@ async fn appenduids_of_batches_and_single_appends_in_the_report() {
     reset_user(&server, "big");
     appenduids_reach_the_report(&server, "big", 25).await;
     appenduids_reach_the_report(&server, "big", 1).await;
+    // The upload cap as a throttle: once reached, the sink waits for the window's end
+    // (1 s here; 24 h for Gmail) and then goes on.
+    let msgs = canonical(legacyflo_testkit::corpus::generated(6, 57));
+    let cap: u64 = msgs[..3].iter().map(Message::size).sum();
+    let mut o = ImapSinkOptions::new(
+        login(&server, "big", server.port),
+        ImapPreset::Vaultastic4,
+        FolderPath::new(["Capped"]),
+    );
+    o.append_batch = 1;
+    o.limits.daily_upload_bytes = Some(cap);
+    o.limits.cap_window = std::time::Duration::from_secs(1);
+    let t = std::time::Instant::now();
+    let res = Engine::new(
+        "IMAP-VAULTASTIC4",
+        Arc::new(legacyflo_testkit::memory::MemorySource::new(msgs.clone())),
+        Box::new(ImapSink::new(o)),
+    )
+    .run()
+    .await;
+    assert!(res.error.is_none(), "{:?}", res.error);
+    assert_eq!(res.report.totals().messages, 6);
+    let took = t.elapsed();
+    assert!(
+        took >= std::time::Duration::from_millis(800),
+        "no pause: {took:?}"
+    );
 }

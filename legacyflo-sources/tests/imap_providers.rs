@@ -323,3 +323,50 @@ async fn gmail_resume_after_uidvalidity_change_uses_x_gm_msgid() {
     let e = r.expect_err("a checkpoint whose message is gone must fail");
     assert_eq!(e.kind(), legacyflo_core::ErrorKind::InvalidInput, "{e}");
 }
+
+/// Gmail's daily download cap as a throttle: with a cap the source pauses until the
+/// window ends once the cap is reached (window shortened to 1 s for the test), then goes
+/// on; without reaching it, no pause.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gmail_download_cap_pauses_until_the_window_ends() {
+    let all: Vec<FakeMessage> = (1..=4).map(|u| msg(u, &["\\Inbox"])).collect();
+    let size = all[0].raw.len() as u64;
+    let server = FakeImapServer::start(FakeConfig {
+        flavor: Flavor::Gmail,
+        mailboxes: vec![mailbox("[Gmail]/All Mail", "\\HasNoChildren \\All", all)],
+        throttle: None,
+        throttle_with_bad: false,
+    })
+    .await;
+    let run = |cap: u64| {
+        let mut o = ImapSourceOptions::new(connect(server.port()), ImapPreset::Gmail);
+        assert_eq!(o.limits.daily_download_bytes, Some(2_500 * 1_000_000));
+        o.limits.daily_download_bytes = Some(cap);
+        o.limits.cap_window = Duration::from_secs(1);
+        async move {
+            let t = Instant::now();
+            let res = Engine::new(
+                "GMAIL-S3-ZIP",
+                Arc::new(ImapSource::new(o)),
+                Box::new(MemorySink::new()),
+            )
+            .run()
+            .await;
+            assert!(res.error.is_none(), "{:?}", res.error);
+            assert_eq!(res.report.totals().messages, 4, "nothing lost");
+            t.elapsed()
+        }
+    };
+    // Reached after the third message: one pause until the 1 s window ends.
+    let capped = run(3 * size).await;
+    assert!(capped >= Duration::from_millis(800), "no pause: {capped:?}");
+    assert!(
+        capped < Duration::from_millis(1900),
+        "paused twice: {capped:?}"
+    );
+    let free = run(100 * size).await;
+    assert!(
+        free < Duration::from_millis(500),
+        "paused without reason: {free:?}"
+    );
+}

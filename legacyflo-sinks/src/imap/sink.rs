@@ -168,6 +168,8 @@ pub struct ImapSink {
     pending: HashMap<FolderPath, (Vec<Pending>, u64)>,
     /// APPENDUIDs and refusals of batched messages sent since the last `settled`.
     settled: Vec<Settled>,
+    /// The preset's upload cap ([`Limits::daily_upload_bytes`]).
+    budget: preset::Budget,
     finished: Option<Vec<Output>>,
 }
 
@@ -182,6 +184,15 @@ struct Pending {
 
 /// Bytes buffered before a batch is sent regardless of its count.
 const BATCH_BYTES: u64 = 4 << 20;
+
+/// Waits out the upload cap's window.
+async fn pause(wait: std::time::Duration) {
+    warn!(
+        message = "upload cap reached; pausing",
+        seconds = wait.as_secs()
+    );
+    tokio::time::sleep(wait).await;
+}
 
 fn is_message_specific(code: Option<&str>, text: &str) -> bool {
     !code.is_some_and(|c| {
@@ -220,7 +231,9 @@ fn valid_keyword(k: &str) -> bool {
 impl ImapSink {
     /// A sink; nothing is connected until [`Sink::open`].
     pub fn new(opts: ImapSinkOptions) -> ImapSink {
+        let budget = preset::Budget::new(opts.limits.daily_upload_bytes, opts.limits.cap_window);
         ImapSink {
+            budget,
             opts,
             client: None,
             separator: None,
@@ -357,6 +370,9 @@ impl ImapSink {
             ));
         };
         let msgs: Vec<AppendMessage> = batch.iter().map(|p| p.message.clone()).collect();
+        if let Some(wait) = self.budget.take(batch.iter().map(|p| p.bytes).sum()) {
+            pause(wait).await;
+        }
         let client = self.client().await?;
         let r = client.append(&mailbox, &msgs).await;
         let uids = match r {
@@ -564,6 +580,9 @@ impl Sink for ImapSink {
             return Ok(WriteOutcome::Written { id: None });
         }
         self.flush(&message.folder).await?;
+        if let Some(wait) = self.budget.take(message.size()) {
+            pause(wait).await;
+        }
         let client = self.client().await?;
         let r = client.append(&mailbox, std::slice::from_ref(&am)).await;
         let uid = match r {

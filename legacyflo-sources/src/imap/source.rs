@@ -2,7 +2,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Days, Utc};
@@ -74,7 +73,7 @@ pub struct ImapSource {
     pool: Mutex<Vec<ImapClient>>,
     permits: Arc<Semaphore>,
     names: tokio::sync::Mutex<Option<HashMap<FolderPath, (String, bool)>>>,
-    budget: Mutex<(Instant, u64)>,
+    budget: preset::Budget,
 }
 
 impl std::fmt::Debug for ImapSource {
@@ -173,12 +172,13 @@ impl ImapSource {
     /// A source; nothing is connected until it is used.
     pub fn new(opts: ImapSourceOptions) -> ImapSource {
         let n = opts.limits.max_connections.max(1);
+        let budget = preset::Budget::new(opts.limits.daily_download_bytes, opts.limits.cap_window);
         ImapSource {
             opts,
             pool: Mutex::new(Vec::new()),
             permits: Arc::new(Semaphore::new(n)),
             names: tokio::sync::Mutex::new(None),
-            budget: Mutex::new((Instant::now(), 0)),
+            budget,
         }
     }
 
@@ -211,20 +211,7 @@ impl ImapSource {
 
     /// Counts downloaded bytes against the daily cap; returns how long to pause.
     fn account(&self, bytes: u64) -> Option<std::time::Duration> {
-        let cap = self.opts.limits.daily_download_bytes?;
-        let mut b = self.budget.lock().ok()?;
-        let day = std::time::Duration::from_secs(86_400);
-        if b.0.elapsed() >= day {
-            *b = (Instant::now(), 0);
-        }
-        b.1 += bytes;
-        if b.1 >= cap {
-            let wait = day.saturating_sub(b.0.elapsed());
-            *b = (Instant::now() + wait, 0);
-            Some(wait)
-        } else {
-            None
-        }
+        self.budget.take(bytes)
     }
 
     async fn folder_map(&self) -> Result<Vec<(FolderInfo, String)>> {
