@@ -226,6 +226,11 @@ pub fn field_help(f: Field) -> (&'static str, &'static str, &'static str) {
             SRC,
             "CA certificate(s) to trust for the source server",
         ),
+        Field::SourceAdminUser => (
+            "ADMIN",
+            SRC,
+            "Admin (master) user logging in on behalf of the source user (AUTHENTICATE PLAIN); the password is the admin's",
+        ),
         Field::SourceInsecure => (
             "BOOL",
             SRC,

@@ -45,7 +45,7 @@ pub use filter::Filter;
 pub use location::Location;
 pub use message::{Flag, FolderPath, Message};
 pub use request::{Field, Params, Request, RequestType};
-pub use sink::{LateRejection, Output, OutputKind, Sink, SinkState, WriteOutcome};
+pub use sink::{Output, OutputKind, Placement, Settled, Sink, SinkState, WriteOutcome};
 pub use source::{
     FolderInfo, MessageStream, Position, Source, SourceCapabilities, SourceEvent, SourceItem,
 };

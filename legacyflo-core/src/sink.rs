@@ -29,19 +29,36 @@ pub enum WriteOutcome {
     },
 }
 
-/// A message a sink accepted in [`Sink::write`] but could not store when it built its
-/// output in [`Sink::finish`] (a PST writer that refuses it, for instance). The engine moves
-/// it from the folder's stored count to its skipped count, with the reason.
+/// Where one stored message went: the sink's id for it (an IMAP `APPENDUID` as
+/// `UIDVALIDITY:UID`, a Maildir file name, …), listed in the report.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LateRejection {
-    /// The folder it was written to.
+pub struct Placement {
+    /// The message's folder (as the sink was given it).
     pub folder: FolderPath,
-    /// The source's id for it.
+    /// The source's id for the message.
     pub source_id: String,
-    /// Its size in bytes, as counted when it was written.
-    pub bytes: u64,
-    /// Why it is not in the output.
-    pub reason: String,
+    /// The sink's id for the stored message.
+    pub id: String,
+}
+
+/// What a sink learned after [`Sink::write`] had answered `Written { id: None }` (a
+/// buffered message sent later in a batch, a PST built at finish), handed over by
+/// [`Sink::settled`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Settled {
+    /// It is stored, with this id.
+    Stored(Placement),
+    /// The destination refused it after all: it is not stored.
+    Refused {
+        /// The message's folder.
+        folder: FolderPath,
+        /// The source's id for the message.
+        source_id: String,
+        /// Its size in bytes ([`Message::size`]), as `write` counted it.
+        bytes: u64,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// What a file output is.
@@ -95,6 +112,12 @@ pub struct Output {
 ///   other method is called. Calling it on a sink restored from the state of a finished
 ///   run returns the same outputs.
 /// - After an `Err` from `commit` or `finish`, only `abort` may be called.
+/// - After each successful [`commit`](Sink::commit) and after a successful
+///   [`finish`](Sink::finish) the engine calls [`settled`](Sink::settled): a sink that
+///   answered `Written { id: None }` and learned more later (a batch sent at commit, a PST
+///   built at finish) returns, once each, the id of every such message it now knows and
+///   every such message the destination refused after all. Nothing that an `abort`
+///   discarded may be returned.
 #[async_trait]
 pub trait Sink: Send {
     /// A short name for logs and reports, e.g. `zip`, `maildir`.
@@ -118,10 +141,9 @@ pub trait Sink: Send {
     /// Completes the outputs and lists them.
     async fn finish(&mut self) -> Result<Vec<Output>>;
 
-    /// The messages that the last successful [`finish`](Sink::finish) could not store
-    /// although [`write`](Sink::write) accepted them; drained by the call. Sinks that
-    /// store every message in `write` keep the default (none).
-    fn late_rejections(&mut self) -> Vec<LateRejection> {
+    /// Ids learned, and refusals met, since the last call for messages `write` accepted
+    /// without an id (see the contract). The default: nothing.
+    fn settled(&mut self) -> Vec<Settled> {
         Vec::new()
     }
 }
@@ -149,7 +171,7 @@ impl<S: Sink + ?Sized> Sink for Box<S> {
     async fn finish(&mut self) -> Result<Vec<Output>> {
         (**self).finish().await
     }
-    fn late_rejections(&mut self) -> Vec<LateRejection> {
-        (**self).late_rejections()
+    fn settled(&mut self) -> Vec<Settled> {
+        (**self).settled()
     }
 }

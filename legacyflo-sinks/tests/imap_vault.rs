@@ -444,3 +444,105 @@ async fn sigkill_mid_run_then_resume() {
         "SHA-256 multisets differ"
     );
 }
+
+/// Runs `msgs` into a fresh vault folder with `batch` messages per APPEND round and checks
+/// that the report (and the JSON report) maps every message to the APPENDUID under which
+/// the destination holds exactly its bytes.
+async fn appenduids_reach_the_report(server: &ImapServer, user: &str, batch: usize) {
+    let root = format!("U{batch}");
+    let msgs = canonical(legacyflo_testkit::corpus::generated(150, 53));
+    let source = Arc::new(legacyflo_testkit::memory::MemorySource::new(msgs.clone()));
+    let mut o = ImapSinkOptions::new(
+        login(server, user, server.port),
+        ImapPreset::Vaultastic4,
+        FolderPath::new([root.as_str()]),
+    );
+    o.append_batch = batch;
+    let sink = Box::new(ImapSink::new(o));
+    let opts = EngineOptions {
+        commit_every_messages: 40,
+        ..EngineOptions::default()
+    };
+    let res = Engine::new("IMAP-VAULTASTIC4", source, sink)
+        .options(opts)
+        .run()
+        .await;
+    assert!(res.error.is_none(), "{:?}", res.error);
+    let placements = &res.report.placements;
+    assert_eq!(placements.len(), msgs.len(), "one APPENDUID per message");
+    let json = res.report.to_json();
+    assert_eq!(
+        json["placements"].as_array().map(Vec::len),
+        Some(msgs.len()),
+        "placements in the JSON report"
+    );
+    assert!(
+        res.report
+            .to_string()
+            .contains("destination ids of 150 messages")
+    );
+    // What the destination holds under each UID (the IMAP source's ids are `UIDVALIDITY:UID`).
+    let mut so = ImapSourceOptions::new(login(server, user, server.port), ImapPreset::Generic);
+    so.root = Some(root);
+    let stored: BTreeMap<(FolderPath, String), Vec<u8>> = read_all(&ImapSource::new(so))
+        .await
+        .into_iter()
+        .map(|m| ((m.folder.clone(), m.source_id.clone()), m.raw.to_vec()))
+        .collect();
+    assert_eq!(stored.len(), msgs.len());
+    let by_source: BTreeMap<(FolderPath, String), &Message> = msgs
+        .iter()
+        .map(|m| ((m.folder.clone(), m.source_id.clone()), m))
+        .collect();
+    let mut seen = std::collections::BTreeSet::new();
+    for p in placements {
+        assert!(
+            seen.insert((p.folder.clone(), p.source_id.clone())),
+            "{p:?} twice"
+        );
+        let want = by_source
+            .get(&(p.folder.clone(), p.source_id.clone()))
+            .unwrap_or_else(|| panic!("placement of an unknown message {p:?}"));
+        let got = stored
+            .get(&(p.folder.clone(), p.id.clone()))
+            .unwrap_or_else(|| panic!("nothing stored under {p:?}"));
+        assert_eq!(got.as_slice(), &want.raw[..], "bytes under {p:?}");
+    }
+}
+
+/// APPENDUIDs in the report: MULTIAPPEND batches (one uid-set per batch) and one APPEND
+/// per message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appenduids_of_batches_and_single_appends_in_the_report() {
+    let server = imap_server();
+    reset_user(&server, "big");
+    appenduids_reach_the_report(&server, "big", 25).await;
+    appenduids_reach_the_report(&server, "big", 1).await;
+    // The upload cap as a throttle: once reached, the sink waits for the window's end
+    // (1 s here; 24 h for Gmail) and then goes on.
+    let msgs = canonical(legacyflo_testkit::corpus::generated(6, 57));
+    let cap: u64 = msgs[..3].iter().map(Message::size).sum();
+    let mut o = ImapSinkOptions::new(
+        login(&server, "big", server.port),
+        ImapPreset::Vaultastic4,
+        FolderPath::new(["Capped"]),
+    );
+    o.append_batch = 1;
+    o.limits.daily_upload_bytes = Some(cap);
+    o.limits.cap_window = std::time::Duration::from_secs(1);
+    let t = std::time::Instant::now();
+    let res = Engine::new(
+        "IMAP-VAULTASTIC4",
+        Arc::new(legacyflo_testkit::memory::MemorySource::new(msgs.clone())),
+        Box::new(ImapSink::new(o)),
+    )
+    .run()
+    .await;
+    assert!(res.error.is_none(), "{:?}", res.error);
+    assert_eq!(res.report.totals().messages, 6);
+    let took = t.elapsed();
+    assert!(
+        took >= std::time::Duration::from_millis(800),
+        "no pause: {took:?}"
+    );
+}

@@ -210,6 +210,21 @@ async fn nested_non_ascii_folders_and_master_user() {
     };
     let src = ImapSource::new(ImapSourceOptions::new(o, ImapPreset::Generic));
     assert_eq!(collect(&src, &FolderPath::inbox()).await.len(), 1);
+    // Master user from the request (`--source-admin-user`): AUTHENTICATE PLAIN as the
+    // admin on behalf of the source login.
+    let endpoint = legacyflo_core::request::ImapEndpoint {
+        server: server.host.clone(),
+        port: server.port,
+        user: "alice".into(),
+        domain: None,
+        password: Some(Secret::new(server.master_password.clone())),
+        tls: Some(legacyflo_core::request::ImapTls::None),
+        ca_file: None,
+        insecure: false,
+        admin: Some(server.master_user.clone()),
+    };
+    let src = legacyflo_sources::imap::open_imap_source(ImapPreset::Generic, &endpoint).unwrap();
+    assert_eq!(collect(&src, &FolderPath::inbox()).await.len(), 1);
     // A wrong password is Unauthenticated and the message does not leak it.
     let mut o = login(&server, "alice");
     o.credentials = Credentials::Login {

@@ -6,12 +6,15 @@
 //!   folders, flags and dates, idempotent re-delivery, abort, resume);
 //! - [`memory`]: an in-memory source and sink, the reference implementations;
 //! - [`corpus`]: test messages (edge cases, the sample mailbox, generated corpora);
-//! - [`servers`]: the real Dovecot and S3 servers the test command starts.
+//! - [`servers`]: the real Dovecot and S3 servers the test command starts;
+//! - [`fakeimap`]: a scripted IMAP server answering as Gmail or Microsoft 365 do;
+//! - [`faultproxy`]: a TCP proxy that cuts connections.
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod conformance;
 pub mod corpus;
+pub mod fakeimap;
 pub mod faultproxy;
 pub mod memory;
 pub mod servers;

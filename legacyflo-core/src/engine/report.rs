@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::message::FolderPath;
-use crate::sink::Output;
+use crate::sink::{Output, Placement};
 
 /// At most this many failure reasons are kept per folder; the count goes on.
 pub const MAX_FAILURES_KEPT: usize = 1000;
@@ -106,6 +106,11 @@ pub struct Report {
     pub run_messages: u64,
     /// Bytes stored by this run.
     pub run_bytes: u64,
+    /// Where each message stored by this run went, when the sink says (IMAP: the
+    /// `APPENDUID` as `UIDVALIDITY:UID`), in commit order. Messages stored by an earlier,
+    /// interrupted run of the request are not listed.
+    #[serde(default)]
+    pub placements: Vec<Placement>,
 }
 
 /// Sums over all folders.
@@ -140,6 +145,7 @@ impl Report {
             duration_secs: 0.0,
             run_messages: 0,
             run_bytes: 0,
+            placements: Vec::new(),
         }
     }
 
@@ -253,6 +259,13 @@ impl fmt::Display for Report {
                     fr.skipped.saturating_sub(5)
                 )?;
             }
+        }
+        if !self.placements.is_empty() {
+            writeln!(
+                f,
+                "  destination ids of {} messages stored by this run: `placements` in the JSON report",
+                self.placements.len()
+            )?;
         }
         for o in &self.outputs {
             let size = o.bytes.map(human_bytes).unwrap_or_default();

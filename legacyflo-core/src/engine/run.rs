@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::filter::Filter;
 use crate::message::FolderPath;
 use crate::request::{Field, FieldError, RequestErrors};
-use crate::sink::{Sink, WriteOutcome};
+use crate::sink::{Placement, Settled, Sink, WriteOutcome};
 use crate::source::{Position, Source, SourceEvent};
 
 enum ReaderMsg {
@@ -52,6 +52,8 @@ pub(super) struct Run {
     last_commit: Instant,
     /// Messages and bytes already stored by earlier runs when this one started.
     baseline: (u64, u64),
+    /// Ids of messages written since the last commit (moved to the report by `commit`).
+    pending_placements: Vec<Placement>,
 }
 
 impl Run {
@@ -72,6 +74,7 @@ impl Run {
             pending_bytes: 0,
             last_commit: Instant::now(),
             baseline: (0, 0),
+            pending_placements: Vec::new(),
         }
     }
 
@@ -230,7 +233,8 @@ impl Run {
         }
         self.commit().await?;
         let outputs = self.sink.finish().await?;
-        self.apply_late_rejections();
+        self.apply_settled();
+        self.state.folders = self.folder_checkpoints();
         self.state.finished = true;
         self.state.outputs = outputs.clone();
         self.save_state().await?;
@@ -330,6 +334,7 @@ impl Run {
         }
         self.pending_bytes = 0;
         self.pending_messages = 0;
+        self.pending_placements.clear();
     }
 
     fn spawn_readers(&self, tx: mpsc::Sender<ReaderMsg>) -> JoinSet<()> {
@@ -474,7 +479,14 @@ impl Run {
                 f.position = Some(item.position);
                 let size = message.size();
                 match outcome {
-                    WriteOutcome::Written { .. } => {
+                    WriteOutcome::Written { id } => {
+                        if let Some(id) = id {
+                            self.pending_placements.push(Placement {
+                                folder: message.folder.clone(),
+                                source_id: message.source_id.clone(),
+                                id,
+                            });
+                        }
                         f.report.messages += 1;
                         f.report.bytes += size;
                         self.pending_messages += 1;
@@ -509,16 +521,9 @@ impl Run {
     async fn commit(&mut self) -> Result<()> {
         let sink_state = self.sink.commit().await?;
         self.state.sink = Some(sink_state);
-        self.state.folders = self
-            .folders
-            .iter()
-            .map(|f| FolderCheckpoint {
-                path: f.path.clone(),
-                position: f.position.clone(),
-                done: f.done,
-                report: f.report.clone(),
-            })
-            .collect();
+        self.report.placements.append(&mut self.pending_placements);
+        self.apply_settled();
+        self.state.folders = self.folder_checkpoints();
         self.save_state().await?;
         let durable: u64 = self
             .folders
@@ -533,50 +538,69 @@ impl Run {
         Ok(())
     }
 
-    /// Moves the messages the sink refused in `finish` from stored to skipped, in the
-    /// report and in the saved folder checkpoints.
-    fn apply_late_rejections(&mut self) {
-        for r in self.sink.late_rejections() {
-            warn!(message = "message rejected by the destination when it finished", folder = %r.folder, source_id = %r.source_id, reason = %r.reason);
-            let adjust = |fr: &mut super::report::FolderReport| {
-                fr.messages = fr.messages.saturating_sub(1);
-                fr.bytes = fr.bytes.saturating_sub(r.bytes);
-                fr.skip(&r.source_id, &r.reason);
+    /// Takes what the sink settled since the last call ([`Sink::settled`]): ids go to the
+    /// report's placements; a message refused after all moves from stored to skipped in its
+    /// folder's report (and in the saved checkpoint, which `commit` and `finish` rebuild
+    /// from the folders).
+    fn apply_settled(&mut self) {
+        for s in self.sink.settled() {
+            let (folder, source_id, bytes, reason) = match s {
+                Settled::Stored(p) => {
+                    self.report.placements.push(p);
+                    continue;
+                }
+                Settled::Refused {
+                    folder,
+                    source_id,
+                    bytes,
+                    reason,
+                } => (folder, source_id, bytes, reason),
             };
+            warn!(message = "message refused by the destination after it was accepted", folder = %folder, source_id = %source_id, reason = %reason);
             // A sink may store the root folder's messages elsewhere (PST: INBOX); such a
-            // rejection names the sink's folder, so the root folder takes it when no folder
+            // refusal names the sink's folder, so the root folder takes it when no folder
             // of the run matches.
             let idx = self
                 .folders
                 .iter()
-                .position(|f| f.path == r.folder)
+                .position(|f| f.path == folder)
                 .or_else(|| self.folders.iter().position(|f| f.path.is_root()));
-            let path = match idx.and_then(|i| self.folders.get_mut(i)) {
+            match idx.and_then(|i| self.folders.get_mut(i)) {
                 Some(f) => {
-                    adjust(&mut f.report);
-                    f.path.clone()
+                    f.report.messages = f.report.messages.saturating_sub(1);
+                    f.report.bytes = f.report.bytes.saturating_sub(bytes);
+                    f.report.skip(&source_id, &reason);
                 }
                 None => {
                     let mut report = super::report::FolderReport {
-                        folder: r.folder.clone(),
+                        folder: folder.clone(),
                         complete: true,
                         ..Default::default()
                     };
-                    report.skip(&r.source_id, &r.reason);
+                    report.skip(&source_id, &reason);
                     self.folders.push(FolderRun {
-                        path: r.folder.clone(),
+                        path: folder,
                         position: None,
                         done: true,
                         begun: true,
                         report,
                     });
-                    continue;
                 }
-            };
-            if let Some(cp) = self.state.folders.iter_mut().find(|c| c.path == path) {
-                adjust(&mut cp.report);
             }
         }
+    }
+
+    /// The folders' checkpoints, as saved with the state.
+    fn folder_checkpoints(&self) -> Vec<FolderCheckpoint> {
+        self.folders
+            .iter()
+            .map(|f| FolderCheckpoint {
+                path: f.path.clone(),
+                position: f.position.clone(),
+                done: f.done,
+                report: f.report.clone(),
+            })
+            .collect()
     }
 
     async fn save_state(&mut self) -> Result<()> {

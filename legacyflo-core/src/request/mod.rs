@@ -109,6 +109,10 @@ pub struct ImapEndpoint {
     pub ca_file: Option<std::path::PathBuf>,
     /// Accept any server certificate (explicit opt-in, testing only).
     pub insecure: bool,
+    /// Admin (master) user logging in on behalf of [`login`](Self::login)
+    /// (`AUTHENTICATE PLAIN` with the mailbox as authorization identity); the password is
+    /// then the admin's.
+    pub admin: Option<String>,
 }
 
 impl ImapEndpoint {
@@ -484,6 +488,10 @@ fn parse_source(
                     tls,
                     ca_file,
                     insecure,
+                    admin: params
+                        .get(Field::SourceAdminUser)
+                        .filter(|a| !a.is_empty())
+                        .map(str::to_string),
                 },
             }
         }
@@ -670,6 +678,7 @@ fn parse_dest(
                     tls,
                     ca_file,
                     insecure,
+                    admin: None,
                 },
                 folder,
             }

@@ -82,6 +82,9 @@ fields! {
     SourceCaFile => "source_ca_file", "Source CA File";
     /// `true` accepts any source server certificate (testing only).
     SourceInsecure => "source_insecure", "Source Insecure";
+    /// Admin (master) user that logs in on behalf of the source user; the password fields
+    /// then hold the admin's password.
+    SourceAdminUser => "source_admin_user", "Source Admin User ID";
     /// Lower date bound, `YYYY-MM-DD`, inclusive.
     Since => "since", "Since";
     /// Upper date bound, `YYYY-MM-DD`, exclusive.

@@ -72,6 +72,7 @@ fn gmail_preset_defaults_server_and_login_uses_domain() {
     assert_eq!(endpoint.server, "imap.gmail.com");
     assert_eq!(endpoint.port, 993);
     assert_eq!(endpoint.login(), "john@baya.com");
+    assert_eq!(endpoint.admin, None);
     assert_eq!(
         endpoint.password.as_ref().map(|s| s.expose()),
         Some("s3cret")
@@ -81,6 +82,28 @@ fn gmail_preset_defaults_server_and_login_uses_domain() {
     };
     assert_eq!(location.to_string(), "out/john@baya.com.zip");
     assert!(!format!("{r:?}").contains("s3cret"));
+}
+
+#[test]
+fn admin_user_logs_in_on_behalf_of_the_source_user() {
+    let p = Params::new()
+        .with(Field::Type, "O365-S3-ZIP")
+        .with(Field::SourceUser, "john")
+        .with(Field::SourceDomain, "baya.com")
+        .with(Field::SourceAdminUser, "admin@baya.com")
+        .with(Field::SourcePasswordEnv, "SRC_PW")
+        .with(Field::DestUrl, "out/");
+    let r = check(p).map_err(|e| e.to_string());
+    let Ok(r) = r else { panic!("{r:?}") };
+    let SourceSpec::Imap { endpoint, .. } = &r.source else {
+        panic!("not imap")
+    };
+    assert_eq!(endpoint.login(), "john@baya.com");
+    assert_eq!(endpoint.admin.as_deref(), Some("admin@baya.com"));
+    assert_eq!(
+        Field::SourceAdminUser.service_name(),
+        "Source Admin User ID"
+    );
 }
 
 #[test]

@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use async_trait::async_trait;
 use legacyflo_core::request::RESERVED_DEST_FOLDERS;
 use legacyflo_core::{
-    Error, ErrorKind, Flag, FolderPath, Message, Output, OutputKind, Result, Sink, SinkState,
-    WriteOutcome,
+    Error, ErrorKind, Flag, FolderPath, Message, Output, OutputKind, Placement, Result, Settled,
+    Sink, SinkState, WriteOutcome,
 };
 use legacyflo_sources::imap::client::{
     AppendMessage, ConnectOptions, ImapClient, ImapError, uid_set,
@@ -29,7 +29,8 @@ pub struct ImapSinkOptions {
     pub limits: Limits,
     /// Messages per APPEND round. 1: each `write` APPENDs at once and answers
     /// `Written { id: Some("UIDVALIDITY:UID") }` (APPENDUID) or `Rejected` exactly. More:
-    /// `write` buffers and answers `Written { id: None }`; the batch is sent as one
+    /// `write` buffers and answers `Written { id: None }`, and the APPENDUID of each message
+    /// (or its refusal) is handed to the engine by [`Sink::settled`]; the batch is sent as one
     /// MULTIAPPEND (a single server transaction: several times faster on Dovecot) when it is
     /// full or holds 4 MiB (batches are kept per folder, 16 MiB in all at most), or on
     /// `commit`. Default: the preset's
@@ -135,8 +136,10 @@ struct Dest {
 ///   `LITERAL+`) and answers `Written { id: "UIDVALIDITY:UID" }` from APPENDUID, or
 ///   `Rejected` for a `NO` about this one message (too big, refused content). With a
 ///   larger batch (the default) messages are sent as one MULTIAPPEND per batch and
-///   `write` answers `Written { id: None }`; a message the server then refuses on its own
-///   is logged and listed at `finish`. Dropped connections are `Temporary` errors.
+///   `write` answers `Written { id: None }`; after `commit`, [`Sink::settled`] maps each
+///   APPENDUID back to its message (one `APPENDUID v uid` per APPEND, or MULTIAPPEND's
+///   uid-set, matched in order), and lists a message the server then refused on its own
+///   with the reason. Dropped connections are `Temporary` errors.
 /// - Durability: an APPEND the server acknowledged is stored, so `commit` sends the
 ///   buffered batch and then only records,
 ///   per mailbox, UIDVALIDITY and the next UID (everything below is committed) plus the
@@ -163,7 +166,10 @@ pub struct ImapSink {
     seen_uncommitted: Vec<(FolderPath, String)>,
     /// Per folder: messages accepted and not yet sent (batched mode), and their bytes.
     pending: HashMap<FolderPath, (Vec<Pending>, u64)>,
-    late_rejects: Vec<String>,
+    /// APPENDUIDs and refusals of batched messages sent since the last `settled`.
+    settled: Vec<Settled>,
+    /// The preset's upload cap ([`Limits::daily_upload_bytes`]).
+    budget: preset::Budget,
     finished: Option<Vec<Output>>,
 }
 
@@ -171,11 +177,22 @@ pub struct ImapSink {
 struct Pending {
     folder: FolderPath,
     source_id: String,
+    /// [`Message::size`] as `write` counted it.
+    bytes: u64,
     message: AppendMessage,
 }
 
 /// Bytes buffered before a batch is sent regardless of its count.
 const BATCH_BYTES: u64 = 4 << 20;
+
+/// Waits out the upload cap's window.
+async fn pause(wait: std::time::Duration) {
+    warn!(
+        message = "upload cap reached; pausing",
+        seconds = wait.as_secs()
+    );
+    tokio::time::sleep(wait).await;
+}
 
 fn is_message_specific(code: Option<&str>, text: &str) -> bool {
     !code.is_some_and(|c| {
@@ -214,7 +231,9 @@ fn valid_keyword(k: &str) -> bool {
 impl ImapSink {
     /// A sink; nothing is connected until [`Sink::open`].
     pub fn new(opts: ImapSinkOptions) -> ImapSink {
+        let budget = preset::Budget::new(opts.limits.daily_upload_bytes, opts.limits.cap_window);
         ImapSink {
+            budget,
             opts,
             client: None,
             separator: None,
@@ -224,7 +243,7 @@ impl ImapSink {
             seen: HashSet::new(),
             seen_uncommitted: Vec::new(),
             pending: HashMap::new(),
-            late_rejects: Vec::new(),
+            settled: Vec::new(),
             finished: None,
         }
     }
@@ -351,6 +370,9 @@ impl ImapSink {
             ));
         };
         let msgs: Vec<AppendMessage> = batch.iter().map(|p| p.message.clone()).collect();
+        if let Some(wait) = self.budget.take(batch.iter().map(|p| p.bytes).sum()) {
+            pause(wait).await;
+        }
         let client = self.client().await?;
         let r = client.append(&mailbox, &msgs).await;
         let uids = match r {
@@ -368,10 +390,7 @@ impl ImapSink {
                         Err(ImapError::No { code, text, .. })
                             if is_message_specific(code.as_deref(), &text) =>
                         {
-                            warn!(message = "APPEND refused", folder = %p.folder, source_id = %p.source_id, reason = %text);
-                            self.late_rejects
-                                .push(format!("{} / {}: {text}", p.folder, p.source_id));
-                            self.state.messages = self.state.messages.saturating_sub(1);
+                            self.refused(p, &mailbox, &text);
                             uids.push(None);
                         }
                         Err(e) => return self.check(Err(e)),
@@ -379,25 +398,50 @@ impl ImapSink {
                 }
                 uids
             }
-            Err(ImapError::No { text, .. }) if msgs.len() == 1 => {
-                let p = &batch[0];
-                warn!(message = "APPEND refused", folder = %p.folder, source_id = %p.source_id, reason = %text);
-                self.late_rejects
-                    .push(format!("{} / {}: {text}", p.folder, p.source_id));
-                self.state.messages = self.state.messages.saturating_sub(1);
-                vec![None]
+            Err(ImapError::No { code, text, .. })
+                if msgs.len() == 1 && is_message_specific(code.as_deref(), &text) =>
+            {
+                self.refused(&batch[0], &mailbox, &text);
+                return Ok(());
             }
             Err(e) => return self.check(Err(e)),
         };
-        if let Some(d) = self.dests.get_mut(&folder) {
-            for (v, u) in uids.into_iter().flatten() {
-                if v == d.uidvalidity {
-                    d.uidnext = d.uidnext.max(u.saturating_add(1));
+        let Some(d) = self.dests.get_mut(&folder) else {
+            return Ok(());
+        };
+        let mut missing = 0usize;
+        for (p, uid) in batch.iter().zip(uids) {
+            match uid {
+                Some((v, u)) => {
+                    if v == d.uidvalidity {
+                        d.uidnext = d.uidnext.max(u.saturating_add(1));
+                    }
+                    d.uncommitted.push(u);
+                    self.settled.push(Settled::Stored(Placement {
+                        folder: p.folder.clone(),
+                        source_id: p.source_id.clone(),
+                        id: format!("{v}:{u}"),
+                    }));
                 }
-                d.uncommitted.push(u);
+                None => missing += 1,
             }
         }
+        if missing > 0 {
+            debug!(message = "APPEND without APPENDUID (no UIDPLUS?)", mailbox = %mailbox, messages = missing);
+        }
         Ok(())
+    }
+
+    /// Records that the server refused `p` on its own after `write` accepted it.
+    fn refused(&mut self, p: &Pending, mailbox: &str, text: &str) {
+        warn!(message = "APPEND refused", folder = %p.folder, source_id = %p.source_id, reason = %text);
+        self.state.messages = self.state.messages.saturating_sub(1);
+        self.settled.push(Settled::Refused {
+            folder: p.folder.clone(),
+            source_id: p.source_id.clone(),
+            bytes: p.bytes,
+            reason: format!("APPEND to `{mailbox}` refused: {text}"),
+        });
     }
 
     fn location(&self) -> String {
@@ -520,6 +564,7 @@ impl Sink for ImapSink {
             entry.0.push(Pending {
                 folder: message.folder.clone(),
                 source_id: message.source_id.clone(),
+                bytes: message.size(),
                 message: am,
             });
             let full = entry.0.len() >= self.opts.append_batch || entry.1 >= BATCH_BYTES;
@@ -535,6 +580,9 @@ impl Sink for ImapSink {
             return Ok(WriteOutcome::Written { id: None });
         }
         self.flush(&message.folder).await?;
+        if let Some(wait) = self.budget.take(message.size()) {
+            pause(wait).await;
+        }
         let client = self.client().await?;
         let r = client.append(&mailbox, std::slice::from_ref(&am)).await;
         let uid = match r {
@@ -589,6 +637,7 @@ impl Sink for ImapSink {
             .messages
             .saturating_sub(self.pending.values().map(|p| p.0.len() as u64).sum());
         self.pending.clear();
+        self.settled.clear();
         let mut undo: Vec<(String, Vec<u32>)> = Vec::new();
         for d in self.dests.values() {
             if !d.uncommitted.is_empty() {
@@ -650,9 +699,6 @@ impl Sink for ImapSink {
             return Ok(out.clone());
         }
         self.commit().await?;
-        if !self.late_rejects.is_empty() {
-            warn!(message = "messages refused by the destination after being accepted into a batch", count = self.late_rejects.len(), messages = ?self.late_rejects);
-        }
         if let Some(c) = self.client.take() {
             c.logout().await;
         }
@@ -664,6 +710,10 @@ impl Sink for ImapSink {
         }];
         self.finished = Some(out.clone());
         Ok(out)
+    }
+
+    fn settled(&mut self) -> Vec<Settled> {
+        std::mem::take(&mut self.settled)
     }
 }
 

@@ -58,7 +58,7 @@
 //! volume cap) or is 2 GiB or larger. A message the writer refuses during `finish` despite
 //! this check (a format limit: more parts than one node's subnode tree indexes, a 4 GiB
 //! property stream) is left out of the PST and of the content list and handed to the
-//! engine by [`late_rejections`](legacyflo_core::Sink::late_rejections): the run report
+//! engine as [`Settled::Refused`](legacyflo_core::Settled) by [`settled`](legacyflo_core::Sink::settled): the run report
 //! counts it as skipped, with its source id and the writer's reason.
 
 mod sink;

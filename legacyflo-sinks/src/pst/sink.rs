@@ -8,8 +8,7 @@ use chrono::DateTime;
 use legacyflo_core::contentlist::{ContentList, content_list_path};
 use legacyflo_core::fsutil::{partial_path, rename_durable, sync_parent};
 use legacyflo_core::{
-    Flag, FolderPath, LateRejection, Message, Output, OutputKind, Result, Sink, SinkState,
-    WriteOutcome,
+    Flag, FolderPath, Message, Output, OutputKind, Result, Settled, Sink, SinkState, WriteOutcome,
 };
 use legacyflo_pst::{FolderId, MessageMeta, PstReader, PstWriter, WriterOptions};
 use serde::{Deserialize, Serialize};
@@ -47,7 +46,7 @@ pub struct PstSink {
     spool: Option<Spool>,
     finished: Option<Vec<Output>>,
     /// Messages the writer refused in `finish`, until the engine drains them.
-    late: Vec<LateRejection>,
+    late: Vec<Settled>,
     broken: bool,
 }
 
@@ -265,7 +264,7 @@ fn build_pst(
     options: &WriterOptions,
     spool_path: &Path,
     state: SpoolState,
-) -> SinkResult<(Vec<Output>, Vec<LateRejection>)> {
+) -> SinkResult<(Vec<Output>, Vec<Settled>)> {
     let partial = partial_path(dest);
     let mut writer =
         PstWriter::create(&partial, options.clone()).map_err(|e| pst_err("create", e))?;
@@ -273,7 +272,7 @@ fn build_pst(
         vec![ContentList::create(&content_list_path(dest)).map_err(core_io)?];
     let mut folders: HashMap<Vec<String>, FolderId> = HashMap::new();
     let mut reader = SpoolReader::open(spool_path, state.len)?;
-    let mut refused: Vec<LateRejection> = Vec::new();
+    let mut refused: Vec<Settled> = Vec::new();
     while let Some((meta, raw_len)) = reader.next_meta()? {
         let raw = reader.read_raw(raw_len)?;
         let folder = match folders.get(&meta.folder) {
@@ -301,7 +300,7 @@ fn build_pst(
                     source_id = %meta.source_id,
                     reason = %e
                 );
-                refused.push(LateRejection {
+                refused.push(Settled::Refused {
                     folder: FolderPath::new(meta.folder.iter().cloned()),
                     source_id: meta.source_id.clone(),
                     bytes: raw.len() as u64,
@@ -473,7 +472,7 @@ impl Sink for PstSink {
         Ok(blocking(|| self.finish_blocking())?)
     }
 
-    fn late_rejections(&mut self) -> Vec<LateRejection> {
+    fn settled(&mut self) -> Vec<Settled> {
         std::mem::take(&mut self.late)
     }
 }

@@ -28,7 +28,8 @@ pub enum Side {
     Dest,
 }
 
-/// Connect options for `endpoint`: LOGIN with [`ImapEndpoint::login`] and its password,
+/// Connect options for `endpoint`: LOGIN with [`ImapEndpoint::login`] and its password
+/// (with an admin user: `AUTHENTICATE PLAIN` as the admin on behalf of that login),
 /// TLS from the `LEGACYFLO_{SOURCE,DEST}_{TLS,CA_FILE,INSECURE}` variables (default: by
 /// port, see [`TlsMode::default_for_port`]). Fails with `InvalidInput` on a bad TLS mode
 /// or a missing password.
@@ -53,14 +54,18 @@ pub fn connect_options(endpoint: &ImapEndpoint, side: Side) -> Result<ConnectOpt
             ),
         ));
     };
-    let mut opts = ConnectOptions::new(
-        endpoint.server.clone(),
-        endpoint.port,
-        Credentials::Login {
+    let credentials = match &endpoint.admin {
+        Some(admin) => Credentials::Plain {
+            authzid: Some(endpoint.login()),
+            user: admin.clone(),
+            password,
+        },
+        None => Credentials::Login {
             user: endpoint.login(),
             password,
         },
-    );
+    };
+    let mut opts = ConnectOptions::new(endpoint.server.clone(), endpoint.port, credentials);
     if let Some(t) = endpoint.tls {
         opts.tls = match t {
             ImapTls::Implicit => TlsMode::Implicit,

@@ -14,8 +14,11 @@ pub struct Limits {
     /// Bytes downloaded per rolling 24 h before the source pauses until the window ends
     /// (Gmail: 2,500 MB/day over IMAP).
     pub daily_download_bytes: Option<u64>,
-    /// Bytes uploaded per rolling 24 h (Gmail: 500 MB/day over IMAP APPEND).
+    /// Bytes uploaded per rolling 24 h before the sink pauses until the window ends
+    /// (Gmail: 500 MB/day over IMAP APPEND).
     pub daily_upload_bytes: Option<u64>,
+    /// The window of the two caps above: 24 h (shorter only in tests).
+    pub cap_window: Duration,
     /// UIDs per `UID FETCH` command.
     pub fetch_batch: usize,
     /// `UID FETCH` commands in flight at once.
@@ -32,10 +35,48 @@ impl Default for Limits {
             max_connections: 4,
             daily_download_bytes: None,
             daily_upload_bytes: None,
+            cap_window: Duration::from_secs(86_400),
             fetch_batch: 250,
             pipeline_depth: 3,
             append_batch: 64,
             timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+/// A byte cap per window, as a throttle: once `cap` bytes went through in the current
+/// window, the caller pauses until the window ends and a new one begins.
+#[derive(Debug)]
+pub struct Budget {
+    cap: Option<u64>,
+    window: Duration,
+    used: std::sync::Mutex<(std::time::Instant, u64)>,
+}
+
+impl Budget {
+    /// `cap` bytes per `window`; `None` never pauses.
+    pub fn new(cap: Option<u64>, window: Duration) -> Budget {
+        Budget {
+            cap,
+            window,
+            used: std::sync::Mutex::new((std::time::Instant::now(), 0)),
+        }
+    }
+
+    /// Counts `bytes`; returns how long to pause when the cap is reached.
+    pub fn take(&self, bytes: u64) -> Option<Duration> {
+        let cap = self.cap?;
+        let mut b = self.used.lock().ok()?;
+        if b.0.elapsed() >= self.window {
+            *b = (std::time::Instant::now(), 0);
+        }
+        b.1 = b.1.saturating_add(bytes);
+        if b.1 >= cap {
+            let wait = self.window.saturating_sub(b.0.elapsed());
+            *b = (std::time::Instant::now() + wait, 0);
+            Some(wait)
+        } else {
+            None
         }
     }
 }

@@ -2,7 +2,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Days, Utc};
@@ -53,8 +52,8 @@ impl ImapSourceOptions {
 ///   (see [`preset::keeps`]). `\Noselect` folders are listed as not selectable.
 /// - Order: ascending UID within a folder, the same on every run while UIDVALIDITY holds.
 /// - Position: `UIDVALIDITY:UID:IDENTITY`, where IDENTITY is [`message_identity`] of the
-///   message (16 hex digits of SHA-256 over Message-ID, INTERNALDATE and RFC822.SIZE).
-///   Resuming with the same UIDVALIDITY yields the UIDs above UID. If UIDVALIDITY
+///   message (16 hex digits of SHA-256 over Message-ID, INTERNALDATE and RFC822.SIZE);
+///   on Gmail it is `gm` and the X-GM-MSGID in hex, exact and stable. Resuming with the same UIDVALIDITY yields the UIDs above UID. If UIDVALIDITY
 ///   changed (the server rebuilt the folder and renumbered it), the source fetches every
 ///   message's identity (headers only), finds the first message with IDENTITY and
 ///   continues after it, since a renumbering keeps the order; if it is not there any more
@@ -62,6 +61,9 @@ impl ImapSourceOptions {
 /// - Dates: the filter is pushed down as `UID SEARCH SINCE/BEFORE`. IMAP compares dates
 ///   only, in the server's time zone, so the window is widened by one day on each side
 ///   and the engine's exact `since <= date < before` check on INTERNALDATE does the rest.
+/// - Ids: a message's `source_id` is `UIDVALIDITY:UID`; on Gmail it is the X-GM-MSGID in
+///   hex (Gmail's id for the message, as its API shows it), and its X-GM-LABELS are the
+///   message's `labels`.
 /// - Never modifies the mailbox: `EXAMINE` and `BODY.PEEK[]`.
 /// - A dropped connection fails the stream with a `Temporary` error; the engine calls
 ///   [`stream`](Source::stream) again with the last position and a new connection is made.
@@ -71,7 +73,7 @@ pub struct ImapSource {
     pool: Mutex<Vec<ImapClient>>,
     permits: Arc<Semaphore>,
     names: tokio::sync::Mutex<Option<HashMap<FolderPath, (String, bool)>>>,
-    budget: Mutex<(Instant, u64)>,
+    budget: preset::Budget,
 }
 
 impl std::fmt::Debug for ImapSource {
@@ -90,6 +92,12 @@ pub fn message_identity(message_id: &str, date: Option<DateTime<Utc>>, size: u64
     let d = date.map(|d| d.timestamp().to_string()).unwrap_or_default();
     let h = Sha256::digest(format!("{message_id}\u{1}{d}\u{1}{size}").as_bytes());
     hex::encode(&h[..8])
+}
+
+/// The identity of a Gmail message: `gm` and its X-GM-MSGID in hex (Gmail's own stable
+/// id, the one its web interface and API show), which survives a UIDVALIDITY change.
+fn gmail_identity(msgid: u64) -> String {
+    format!("gm{msgid:x}")
 }
 
 /// The Message-ID header value of a raw message (or of a header block), trimmed; empty
@@ -164,12 +172,13 @@ impl ImapSource {
     /// A source; nothing is connected until it is used.
     pub fn new(opts: ImapSourceOptions) -> ImapSource {
         let n = opts.limits.max_connections.max(1);
+        let budget = preset::Budget::new(opts.limits.daily_download_bytes, opts.limits.cap_window);
         ImapSource {
             opts,
             pool: Mutex::new(Vec::new()),
             permits: Arc::new(Semaphore::new(n)),
             names: tokio::sync::Mutex::new(None),
-            budget: Mutex::new((Instant::now(), 0)),
+            budget,
         }
     }
 
@@ -202,20 +211,7 @@ impl ImapSource {
 
     /// Counts downloaded bytes against the daily cap; returns how long to pause.
     fn account(&self, bytes: u64) -> Option<std::time::Duration> {
-        let cap = self.opts.limits.daily_download_bytes?;
-        let mut b = self.budget.lock().ok()?;
-        let day = std::time::Duration::from_secs(86_400);
-        if b.0.elapsed() >= day {
-            *b = (Instant::now(), 0);
-        }
-        b.1 += bytes;
-        if b.1 >= cap {
-            let wait = day.saturating_sub(b.0.elapsed());
-            *b = (Instant::now() + wait, 0);
-            Some(wait)
-        } else {
-            None
-        }
+        self.budget.take(bytes)
     }
 
     async fn folder_map(&self) -> Result<Vec<(FolderInfo, String)>> {
@@ -309,18 +305,20 @@ impl ImapSource {
         raw: &str,
         ident: &str,
     ) -> Result<Option<u32>> {
-        let items = client
-            .uid_fetch(
-                "1:*",
-                "(UID RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])",
-                raw,
-            )
-            .await?;
+        let items = if preset::gmail_extensions(self.opts.preset) {
+            "(UID RFC822.SIZE INTERNALDATE X-GM-MSGID BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])"
+        } else {
+            "(UID RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])"
+        };
+        let items = client.uid_fetch("1:*", items, raw).await?;
         let mut items: Vec<FetchItem> = items.into_iter().filter(|f| f.uid.is_some()).collect();
         items.sort_by_key(|f| f.uid);
         Ok(items.iter().find_map(|f| {
             let mid = header_message_id(f.body.as_deref().unwrap_or_default());
-            let id = message_identity(&mid, f.internal_date, u64::from(f.size.unwrap_or(0)));
+            let id = match f.gmail_msgid {
+                Some(g) => gmail_identity(g),
+                None => message_identity(&mid, f.internal_date, u64::from(f.size.unwrap_or(0))),
+            };
             (id == ident).then_some(f.uid.unwrap_or(0))
         }))
     }
@@ -478,11 +476,14 @@ impl FetchState<'_> {
     fn event(&self, uid: u32, f: FetchItem) -> (SourceEvent, u64) {
         let body = f.body.unwrap_or_default();
         let size = body.len() as u64;
-        let ident = message_identity(
-            &header_message_id(&body),
-            f.internal_date,
-            f.size.map(u64::from).unwrap_or(size),
-        );
+        let ident = match f.gmail_msgid {
+            Some(g) => gmail_identity(g),
+            None => message_identity(
+                &header_message_id(&body),
+                f.internal_date,
+                f.size.map(u64::from).unwrap_or(size),
+            ),
+        };
         let mut flags: Vec<Flag> = f.flags.iter().filter_map(|s| Flag::from_imap(s)).collect();
         flags.sort();
         flags.dedup();
@@ -492,7 +493,10 @@ impl FetchState<'_> {
             flags,
             internal_date: f.internal_date,
             labels: f.gmail_labels,
-            source_id: format!("{}:{uid}", self.uid_validity),
+            source_id: match f.gmail_msgid {
+                Some(g) => format!("{g:x}"),
+                None => format!("{}:{uid}", self.uid_validity),
+            },
         };
         (
             SourceEvent::Message(SourceItem {

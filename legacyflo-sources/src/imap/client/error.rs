@@ -10,9 +10,10 @@ use legacyflo_core::{Error, ErrorKind};
 ///
 /// Mapping to [`ErrorKind`] (see [`ImapError::kind`]): dropped connections, timeouts and
 /// `BYE` are `Temporary` (the engine reconnects and resumes); `NO [AUTHENTICATIONFAILED]`
-/// and any refused login are `Unauthenticated`; a `NO` carrying Microsoft's
-/// `Suggested Backoff Time: N ms` (or `[LIMIT]`, `[THROTTLED]`) is `RateLimited` with that
-/// delay; `[NONEXISTENT]`/`[TRYCREATE]` are `NotFound`; `BAD` and unparsable input are
+/// and any refused login are `Unauthenticated`; a `NO` or `BAD` carrying Microsoft's
+/// `Suggested Backoff Time: N milliseconds` (Exchange Online answers either, e.g.
+/// `BAD Request is throttled. Suggested Backoff Time: 201317 milliseconds`), or a `NO
+/// [LIMIT]`/`[THROTTLED]`, is `RateLimited` with that delay; `[NONEXISTENT]`/`[TRYCREATE]` are `NotFound`; `BAD` and unparsable input are
 /// `Protocol`; certificate and configuration problems are `InvalidInput`.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -126,6 +127,9 @@ impl ImapError {
                 ErrorKind::Temporary
             }
             ImapError::Tls { .. } | ImapError::Config(_) => ErrorKind::InvalidInput,
+            ImapError::Bad { text, .. } if suggested_backoff(text).is_some() => {
+                ErrorKind::RateLimited
+            }
             ImapError::Bad { .. } | ImapError::Protocol { .. } => ErrorKind::Protocol,
             ImapError::No {
                 command,
@@ -158,7 +162,7 @@ impl ImapError {
     /// The delay the server asked for, if any.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            ImapError::No { text, .. } => suggested_backoff(text),
+            ImapError::No { text, .. } | ImapError::Bad { text, .. } => suggested_backoff(text),
             _ => None,
         }
     }
@@ -204,6 +208,20 @@ mod tests {
         let core: Error = o365.into();
         assert_eq!(core.retry_after(), Some(Duration::from_millis(1500)));
         assert!(core.to_string().contains("UID FETCH `INBOX`"));
+        let bad = ImapError::Bad {
+            command: "UID FETCH".into(),
+            mailbox: Some("INBOX".into()),
+            text: "Request is throttled. Suggested Backoff Time: 201317 milliseconds".into(),
+        };
+        assert_eq!(bad.kind(), ErrorKind::RateLimited);
+        assert_eq!(bad.retry_after(), Some(Duration::from_millis(201_317)));
+        let plain_bad = ImapError::Bad {
+            command: "UID FETCH".into(),
+            mailbox: None,
+            text: "Command Argument Error. 11".into(),
+        };
+        assert_eq!(plain_bad.kind(), ErrorKind::Protocol);
+        assert_eq!(plain_bad.retry_after(), None);
         assert_eq!(
             ImapError::Closed {
                 command: "x".into()
