@@ -14,4 +14,5 @@ pub mod conformance;
 pub mod corpus;
 pub mod faultproxy;
 pub mod memory;
+pub mod s3refuse;
 pub mod servers;
