@@ -91,7 +91,7 @@ pub fn open_source(request: &Request) -> Result<Arc<dyn Source>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use legacyflo_core::{ErrorKind, Field, Params};
+    use legacyflo_core::{Field, Params};
 
     fn request(kind: &str, source: &str, dest: &str) -> Request {
         let p = Params::new()

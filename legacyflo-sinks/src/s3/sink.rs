@@ -170,7 +170,7 @@ impl S3Sink {
         matches!(rest, ".zip" | ".pst" | ".csv")
     }
 
-    async fn abort_stale_uploads(&self) -> Result<()> {
+    async fn abort_stale_uploads(&mut self) -> Result<()> {
         let client = self.client()?;
         let dir = self.key_dir();
         let file = self.file_name();
@@ -225,7 +225,7 @@ impl S3Sink {
         (run == self.run).then_some(outputs)
     }
 
-    async fn upload_outputs(&self, local: Vec<Output>) -> Result<Vec<Output>> {
+    async fn upload_outputs(&mut self, local: Vec<Output>) -> Result<Vec<Output>> {
         let client = self.client()?;
         let dir = self.key_dir();
         let mut uploaded = Vec::with_capacity(local.len());
