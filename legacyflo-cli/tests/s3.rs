@@ -309,15 +309,22 @@ fn sigkill_during_imap_to_s3_zip_then_rerun_stores_every_message_once() {
     let n = 3000;
     let msgs = messages(n, 1500);
     seed(&imap, "big", &msgs);
-    make_bucket(&s3, "lf-cli-kill");
+    // A fresh bucket per run: moto keeps objects (the S3 checkpoint) between runs.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let bucket = format!("lf-cli-kill-{}", nanos % 1_000_000_000_000);
+    let bucket = bucket.as_str();
+    make_bucket(&s3, bucket);
     let dir = tempfile::tempdir().unwrap();
-    let mut args = imap_args(&imap, "IMAP-S3-ZIP", "big", "s3://lf-cli-kill/out/");
+    let mut args = imap_args(&imap, "IMAP-S3-ZIP", "big", &format!("s3://{bucket}/out/"));
     args.extend(s3_args(&s3));
     args.extend([
         "--commit-every".into(),
         "100".into(),
         "--state-dir".into(),
-        "s3://lf-cli-kill/state".into(),
+        format!("s3://{bucket}/state"),
         "--jobs".into(),
         "1".into(),
     ]);
@@ -336,7 +343,7 @@ fn sigkill_during_imap_to_s3_zip_then_rerun_stores_every_message_once() {
         if child.try_wait().unwrap().is_some() {
             break;
         }
-        if committed_in_s3(&s3, "lf-cli-kill") >= 200 {
+        if committed_in_s3(&s3, bucket) >= 200 {
             child.kill().unwrap(); // SIGKILL
             child.wait().unwrap();
             killed = true;
@@ -345,25 +352,26 @@ fn sigkill_during_imap_to_s3_zip_then_rerun_stores_every_message_once() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(killed, "the run finished (or hung) before it could be killed");
-    let before = committed_in_s3(&s3, "lf-cli-kill");
+    let before = committed_in_s3(&s3, bucket);
+    eprintln!("killed with {before} of {n} messages committed");
     assert!(before < n as u64, "killed mid-run ({before} committed)");
     assert!(
-        !keys(&s3, "lf-cli-kill").iter().any(|k| k.starts_with("out/")),
+        !keys(&s3, bucket).iter().any(|k| k.starts_with("out/")),
         "no output object before the run completes"
     );
     let o = run(dir.path(), &args, "bigpw");
     assert_no_panic(&o);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let zip = dir.path().join("got.zip");
-    fetch(&s3, "lf-cli-kill", "out/big.zip", &zip);
+    fetch(&s3, bucket, "out/big.zip", &zip);
     let got = multiset(zip_eml_hashes(&zip).into_iter().map(|(_, h)| h));
     let want: HashMap<String, usize> = multiset(msgs.iter().map(|(_, r)| sha256(r)));
     assert_eq!(got.len(), want.len(), "distinct messages");
     assert_eq!(got, want, "every message exactly once after SIGKILL + re-run");
     let csv = dir.path().join("got.csv");
-    fetch(&s3, "lf-cli-kill", "out/big.csv", &csv);
+    fetch(&s3, bucket, "out/big.csv", &csv);
     assert_eq!(csv_rows(&csv).len(), n);
-    assert_eq!(open_uploads(&s3, "lf-cli-kill"), 0, "no orphaned multipart upload");
+    assert_eq!(open_uploads(&s3, bucket), 0, "no orphaned multipart upload");
     // A third run finds the finished checkpoint in S3 and does nothing.
     let o = run(dir.path(), &args, "bigpw");
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
