@@ -29,8 +29,10 @@ fn vm_hwm_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:").map(|v| v.trim().trim_end_matches(" kB").trim().to_string()))
+            s.lines().find_map(|l| {
+                l.strip_prefix("VmHWM:")
+                    .map(|v| v.trim().trim_end_matches(" kB").trim().to_string())
+            })
         })
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
@@ -43,7 +45,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         region: Some(server.region.clone()),
         path_style: true,
     };
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let client = rt.block_on(legacyflo_s3::client(&settings));
     let bucket = "lf-bench";
     rt.block_on(async {
@@ -58,7 +62,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::File::create(&sparse)?.set_len(rss_mb << 20)?;
     let before = vm_hwm_kib();
     let t = Instant::now();
-    let done = rt.block_on(legacyflo_s3::upload_file(&client, bucket, "rss.zip", &sparse, &opts))?;
+    let done = rt.block_on(legacyflo_s3::upload_file(
+        &client, bucket, "rss.zip", &sparse, &opts,
+    ))?;
     let secs = t.elapsed().as_secs_f64();
     let peak = vm_hwm_kib();
     println!(
@@ -70,7 +76,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     std::fs::remove_file(&sparse)?;
     rt.block_on(async {
-        let _ = client.delete_object().bucket(bucket).key("rss.zip").send().await;
+        let _ = client
+            .delete_object()
+            .bucket(bucket)
+            .key("rss.zip")
+            .send()
+            .await;
     });
 
     // 2. Throughput versus aws s3 cp.
@@ -93,7 +104,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let bytes = mb << 20;
     let t = Instant::now();
-    rt.block_on(legacyflo_s3::upload_file(&client, bucket, "ours.zip", &file, &opts))?;
+    rt.block_on(legacyflo_s3::upload_file(
+        &client, bucket, "ours.zip", &file, &opts,
+    ))?;
     let ours = t.elapsed().as_secs_f64();
     println!(
         "legacyflo upload {mb:>6} MiB  {:>8.1} MB/s  {ours:.2} s",
@@ -101,7 +114,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let t = Instant::now();
     let status = Command::new("aws")
-        .args(["s3", "cp", "--only-show-errors", "--endpoint-url", &server.endpoint])
+        .args([
+            "s3",
+            "cp",
+            "--only-show-errors",
+            "--endpoint-url",
+            &server.endpoint,
+        ])
         .arg(&file)
         .arg(format!("s3://{bucket}/aws.zip"))
         .env("AWS_DEFAULT_REGION", &server.region)

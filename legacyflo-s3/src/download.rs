@@ -14,7 +14,12 @@ use crate::error::{S3Error, S3Result};
 /// returns its size. The SDK validates the stored full-object checksum when there is one
 /// (`ChecksumMode::Enabled`); the byte count is checked against `Content-Length`. On
 /// error the partial file is removed.
-pub async fn download_to_file(client: &Client, bucket: &str, key: &str, dest: &Path) -> S3Result<u64> {
+pub async fn download_to_file(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+    dest: &Path,
+) -> S3Result<u64> {
     let result = download_inner(client, bucket, key, dest).await;
     if result.is_err() {
         let _ = tokio::fs::remove_file(dest).await;
@@ -97,7 +102,9 @@ pub async fn head(
 ) -> S3Result<Option<(u64, std::collections::HashMap<String, String>)>> {
     match client.head_object().bucket(bucket).key(key).send().await {
         Ok(o) => Ok(Some((
-            o.content_length().and_then(|l| u64::try_from(l).ok()).unwrap_or(0),
+            o.content_length()
+                .and_then(|l| u64::try_from(l).ok())
+                .unwrap_or(0),
             o.metadata().cloned().unwrap_or_default(),
         ))),
         Err(e) => match S3Error::from_sdk(e, "HeadObject", bucket, Some(key)) {

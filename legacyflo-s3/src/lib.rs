@@ -32,6 +32,6 @@ pub use error::{HttpStatus, S3Error, S3Result};
 pub use preflight::{Access, check_bucket};
 pub use state::S3StateStore;
 pub use upload::{
-    MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE, MultipartUpload, UploadOptions, Uploaded,
-    abort_stale, composite_crc32c, crc32c_b64, put_bytes, upload_file,
+    MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE, MultipartUpload, UploadOptions, Uploaded, abort_stale,
+    composite_crc32c, crc32c_b64, put_bytes, upload_file,
 };

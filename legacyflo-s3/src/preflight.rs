@@ -23,7 +23,12 @@ pub enum Access {
 /// For [`Access::Write`] the probe `<dir of near>/.legacyflo-probe-<pid>-<nanos>` is
 /// written and deleted again; a refused delete is only logged (the output is still
 /// writable), since many backup policies allow writes but not deletes.
-pub async fn check_bucket(client: &Client, bucket: &str, near: &str, access: Access) -> S3Result<()> {
+pub async fn check_bucket(
+    client: &Client,
+    bucket: &str,
+    near: &str,
+    access: Access,
+) -> S3Result<()> {
     client
         .head_bucket()
         .bucket(bucket)
@@ -61,7 +66,13 @@ pub async fn check_bucket(client: &Client, bucket: &str, near: &str, access: Acc
                 .send()
                 .await
                 .map_err(|e| S3Error::from_sdk(e, "PutObject", bucket, Some(&probe)))?;
-            if let Err(e) = client.delete_object().bucket(bucket).key(&probe).send().await {
+            if let Err(e) = client
+                .delete_object()
+                .bucket(bucket)
+                .key(&probe)
+                .send()
+                .await
+            {
                 let e = S3Error::from_sdk(e, "DeleteObject", bucket, Some(&probe));
                 warn!(message = "could not delete the write probe", bucket, key = %probe, error = %e);
             }

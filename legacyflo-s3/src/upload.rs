@@ -136,11 +136,14 @@ impl MultipartUpload {
             .send()
             .await
             .map_err(|e| S3Error::from_sdk(e, "CreateMultipartUpload", bucket, Some(key)))?;
-        let upload_id = out.upload_id().map(str::to_string).ok_or_else(|| S3Error::Other {
-            bucket: bucket.to_string(),
-            action: "CreateMultipartUpload",
-            detail: "the answer has no UploadId".to_string(),
-        })?;
+        let upload_id = out
+            .upload_id()
+            .map(str::to_string)
+            .ok_or_else(|| S3Error::Other {
+                bucket: bucket.to_string(),
+                action: "CreateMultipartUpload",
+                detail: "the answer has no UploadId".to_string(),
+            })?;
         debug!(message = "multipart upload started", bucket, key, upload_id = %upload_id);
         let part_size = options.part_size();
         Ok(MultipartUpload {
@@ -367,7 +370,12 @@ async fn abort_upload(client: &Client, bucket: &str, key: &str, id: &str) -> S3R
         .send()
         .await
         .map_err(|e| S3Error::from_sdk(e, "AbortMultipartUpload", bucket, Some(key)))?;
-    debug!(message = "multipart upload aborted", bucket, key, upload_id = id);
+    debug!(
+        message = "multipart upload aborted",
+        bucket,
+        key,
+        upload_id = id
+    );
     Ok(())
 }
 
@@ -405,7 +413,12 @@ pub async fn abort_stale(client: &Client, bucket: &str, key: &str) -> S3Result<u
         }
     }
     if aborted > 0 {
-        info!(message = "aborted unfinished multipart uploads", bucket, key, count = aborted);
+        info!(
+            message = "aborted unfinished multipart uploads",
+            bucket,
+            key,
+            count = aborted
+        );
     }
     Ok(aborted)
 }
@@ -454,7 +467,9 @@ pub async fn upload_file(
         upload.abort().await?;
         return Err(S3Error::io(
             ctx(),
-            std::io::Error::other(format!("the file changed while uploading ({got} of {size} bytes)")),
+            std::io::Error::other(format!(
+                "the file changed while uploading ({got} of {size} bytes)"
+            )),
         ));
     }
     upload.complete().await
@@ -524,7 +539,10 @@ mod tests {
     fn crc32c_matches_the_standard_check_value() {
         // CRC-32C("123456789") = 0xE3069283.
         assert_eq!(crc32c::crc32c(b"123456789"), 0xE306_9283);
-        assert_eq!(crc32c_b64(b"123456789"), B64.encode(0xE306_9283u32.to_be_bytes()));
+        assert_eq!(
+            crc32c_b64(b"123456789"),
+            B64.encode(0xE306_9283u32.to_be_bytes())
+        );
     }
 
     #[test]

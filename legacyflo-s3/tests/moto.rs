@@ -30,7 +30,10 @@ async fn setup(bucket: &str) -> (S3Server, Client) {
         Ok(_) => {}
         Err(e) => {
             let text = format!("{e:?}");
-            assert!(text.contains("BucketAlreadyOwnedByYou"), "create bucket: {text}");
+            assert!(
+                text.contains("BucketAlreadyOwnedByYou"),
+                "create bucket: {text}"
+            );
         }
     }
     (server, client)
@@ -97,9 +100,15 @@ async fn multipart_upload_of_four_parts_with_checksums() {
         .expect("head");
     // S3 keeps the composite of the part checksums (`<crc>-4`; moto leaves out the `-4`).
     let stored = head.checksum_crc32_c().expect("a stored CRC32C");
-    assert_eq!(stored.split('-').next(), want.split('-').next(), "composite CRC32C");
     assert_eq!(
-        done.checksum_crc32c.as_deref().and_then(|c| c.split('-').next()),
+        stored.split('-').next(),
+        want.split('-').next(),
+        "composite CRC32C"
+    );
+    assert_eq!(
+        done.checksum_crc32c
+            .as_deref()
+            .and_then(|c| c.split('-').next()),
         stored.split('-').next()
     );
     assert_eq!(download(&client, "lf-multipart", "four.bin").await, body);
@@ -115,9 +124,15 @@ async fn object_over_100_mb_from_a_file() {
     let want = hex::encode(Sha256::digest(&body));
     std::fs::write(&src, &body).unwrap();
     drop(body);
-    let done = upload_file(&client, "lf-big", "big/big.bin", &src, &UploadOptions::default())
-        .await
-        .expect("upload");
+    let done = upload_file(
+        &client,
+        "lf-big",
+        "big/big.bin",
+        &src,
+        &UploadOptions::default(),
+    )
+    .await
+    .expect("upload");
     assert!(done.parts >= 13, "{done:?}");
     assert_eq!(done.bytes, 101 * 1024 * 1024 + 7);
     let back = dir.path().join("back.bin");
@@ -136,7 +151,9 @@ async fn a_dropped_upload_is_aborted() {
     let mut up = MultipartUpload::create(&client, "lf-drop", "cut.bin", &UploadOptions::default())
         .await
         .expect("create");
-    up.write(&data(2 * MIN_PART_SIZE + 10, 3)).await.expect("write");
+    up.write(&data(2 * MIN_PART_SIZE + 10, 3))
+        .await
+        .expect("write");
     assert_eq!(open_uploads(&client, "lf-drop", "cut.bin").await, 1);
     // An interrupted writer: the task holding the upload is cancelled.
     drop(up);
@@ -148,7 +165,12 @@ async fn a_dropped_upload_is_aborted() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let gone = client.head_object().bucket("lf-drop").key("cut.bin").send().await;
+    let gone = client
+        .head_object()
+        .bucket("lf-drop")
+        .key("cut.bin")
+        .send()
+        .await;
     assert!(gone.is_err(), "no object may appear from an aborted upload");
 }
 
@@ -185,9 +207,17 @@ async fn stale_uploads_of_a_killed_process_are_aborted() {
         .send()
         .await
         .unwrap();
-    assert_eq!(abort_stale(&client, "lf-stale", "out/a.zip").await.unwrap(), 2);
+    assert_eq!(
+        abort_stale(&client, "lf-stale", "out/a.zip").await.unwrap(),
+        2
+    );
     assert_eq!(open_uploads(&client, "lf-stale", "out/a.zip").await, 1);
-    assert_eq!(abort_stale(&client, "lf-stale", "out/a.zip2").await.unwrap(), 1);
+    assert_eq!(
+        abort_stale(&client, "lf-stale", "out/a.zip2")
+            .await
+            .unwrap(),
+        1
+    );
     assert_eq!(open_uploads(&client, "lf-stale", "out/").await, 0);
 }
 
@@ -218,7 +248,9 @@ async fn a_wrong_stored_checksum_is_detected_on_read() {
     );
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("bad.txt");
-    let err = download_to_file(&client, "lf-badsum", "bad.txt", &dest).await.err();
+    let err = download_to_file(&client, "lf-badsum", "bad.txt", &dest)
+        .await
+        .err();
     assert!(matches!(err, Some(S3Error::Checksum { .. })), "{err:?}");
     assert!(!dest.exists(), "the partial download is removed");
     // The same object with the right checksum reads fine.
@@ -242,15 +274,22 @@ async fn a_missing_bucket_is_named_with_the_action() {
     let (_s, client) = setup("lf-exists").await;
     let err = check_bucket(&client, "lf-no-such-bucket", "x.zip", Access::Write)
         .await
-        .err()
-        .expect("must fail");
+        .expect_err("must fail");
     let text = err.to_string();
     assert!(matches!(err, S3Error::NoSuchBucket { .. }), "{err:?}");
-    assert!(text.contains("lf-no-such-bucket") && text.contains("HeadBucket"), "{text}");
+    assert!(
+        text.contains("lf-no-such-bucket") && text.contains("HeadBucket"),
+        "{text}"
+    );
     check_bucket(&client, "lf-exists", "dir/x.zip", Access::Write)
         .await
         .expect("an existing bucket passes");
-    let listed = client.list_objects_v2().bucket("lf-exists").send().await.unwrap();
+    let listed = client
+        .list_objects_v2()
+        .bucket("lf-exists")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(listed.key_count(), Some(0), "the probe object is deleted");
     let err = check_bucket(&client, "lf-exists", "missing.zip", Access::Read)
         .await
@@ -272,12 +311,15 @@ async fn state_store_round_trip() {
     assert_eq!(store.load().await.unwrap(), None);
     store.save(b"{\"a\":1}").await.unwrap();
     store.save(b"{\"a\":2}").await.unwrap();
-    assert_eq!(store.load().await.unwrap().as_deref(), Some(&b"{\"a\":2}"[..]));
+    assert_eq!(
+        store.load().await.unwrap().as_deref(),
+        Some(&b"{\"a\":2}"[..])
+    );
     assert_eq!(
         download(&client, "lf-state", "runs/mbox-s3-zip-1234.json").await,
         b"{\"a\":2}"
     );
     let missing = S3StateStore::new(settings(&server), "lf-no-state-bucket", "", "k");
-    let err = missing.load().await.err().expect("missing bucket");
+    let err = missing.load().await.expect_err("missing bucket");
     assert!(err.to_string().contains("lf-no-state-bucket"), "{err}");
 }

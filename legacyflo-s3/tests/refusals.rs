@@ -26,7 +26,10 @@ async fn a_part_with_a_wrong_checksum_fails_and_the_upload_is_aborted() {
     let first = up.write(&vec![7u8; MIN_PART_SIZE]).await;
     let err = match first {
         Err(e) => e,
-        Ok(()) => up.complete().await.err().expect("BadDigest must fail the upload"),
+        Ok(()) => up
+            .complete()
+            .await
+            .expect_err("BadDigest must fail the upload"),
     };
     assert!(matches!(err, S3Error::Checksum { .. }), "{err:?}");
     assert!(err.to_string().contains("UploadPart"), "{err}");
@@ -37,17 +40,25 @@ async fn a_part_with_a_wrong_checksum_fails_and_the_upload_is_aborted() {
 async fn denied_put_and_missing_bucket_name_bucket_and_action() {
     let server = RefusingS3::start().unwrap();
     let client = client(&server).await;
-    let err = check_bucket(&client, RefusingS3::DENY_PUT_BUCKET, "a/x.zip", Access::Write)
-        .await
-        .err()
-        .expect("denied");
+    let err = check_bucket(
+        &client,
+        RefusingS3::DENY_PUT_BUCKET,
+        "a/x.zip",
+        Access::Write,
+    )
+    .await
+    .expect_err("denied");
     assert!(matches!(err, S3Error::AccessDenied { .. }), "{err:?}");
     let text = err.to_string();
-    assert!(text.contains("PutObject") && text.contains(RefusingS3::DENY_PUT_BUCKET), "{text}");
+    assert!(
+        text.contains("PutObject") && text.contains(RefusingS3::DENY_PUT_BUCKET),
+        "{text}"
+    );
     let err = check_bucket(&client, RefusingS3::MISSING_BUCKET, "x.zip", Access::Read)
         .await
-        .err()
-        .expect("missing");
+        .expect_err("missing");
     assert!(matches!(err, S3Error::NoSuchBucket { .. }), "{err:?}");
-    check_bucket(&client, "fine", "x.zip", Access::Write).await.expect("allowed");
+    check_bucket(&client, "fine", "x.zip", Access::Write)
+        .await
+        .expect("allowed");
 }

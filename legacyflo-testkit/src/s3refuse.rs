@@ -134,59 +134,70 @@ fn serve(sock: TcpStream, aborts: &AtomicUsize) -> io::Result<()> {
         let bucket = segs.next().unwrap_or_default();
         let key = segs.next().unwrap_or_default();
         let auth = header("authorization").unwrap_or_default();
-        let (status, body, extra): (u16, String, String) =
-            if auth.contains(&format!("Credential={}/", RefusingS3::WRONG_KEY)) {
-                (
-                    403,
+        let (status, body, extra): (u16, String, String) = if auth
+            .contains(&format!("Credential={}/", RefusingS3::WRONG_KEY))
+        {
+            (
+                403,
+                error_body(
+                    "InvalidAccessKeyId",
+                    "The AWS Access Key Id you provided does not exist in our records.",
+                ),
+                String::new(),
+            )
+        } else if bucket == RefusingS3::MISSING_BUCKET {
+            (
+                404,
+                error_body("NoSuchBucket", "The specified bucket does not exist"),
+                String::new(),
+            )
+        } else {
+            match (method.as_str(), key.is_empty()) {
+                ("HEAD", true) => (200, String::new(), String::new()),
+                ("GET", true) if query.contains("uploads") => (
+                    200,
+                    format!(
+                        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ListMultipartUploadsResult><Bucket>{bucket}</Bucket><IsTruncated>false</IsTruncated></ListMultipartUploadsResult>"
+                    ),
+                    String::new(),
+                ),
+                ("POST", false) if query.contains("uploads") => (
+                    200,
+                    format!(
+                        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<InitiateMultipartUploadResult><Bucket>{bucket}</Bucket><Key>{key}</Key><UploadId>up-1</UploadId></InitiateMultipartUploadResult>"
+                    ),
+                    String::new(),
+                ),
+                ("PUT", false) if query.contains("uploadId") => (
+                    400,
                     error_body(
-                        "InvalidAccessKeyId",
-                        "The AWS Access Key Id you provided does not exist in our records.",
+                        "BadDigest",
+                        "The CRC32C you specified did not match the calculated checksum.",
                     ),
                     String::new(),
-                )
-            } else if bucket == RefusingS3::MISSING_BUCKET {
-                (
-                    404,
-                    error_body("NoSuchBucket", "The specified bucket does not exist"),
-                    String::new(),
-                )
-            } else {
-                match (method.as_str(), key.is_empty()) {
-                    ("HEAD", true) => (200, String::new(), String::new()),
-                    ("GET", true) if query.contains("uploads") => (
-                        200,
-                        format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ListMultipartUploadsResult><Bucket>{bucket}</Bucket><IsTruncated>false</IsTruncated></ListMultipartUploadsResult>"),
-                        String::new(),
-                    ),
-                    ("POST", false) if query.contains("uploads") => (
-                        200,
-                        format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<InitiateMultipartUploadResult><Bucket>{bucket}</Bucket><Key>{key}</Key><UploadId>up-1</UploadId></InitiateMultipartUploadResult>"),
-                        String::new(),
-                    ),
-                    ("PUT", false) if query.contains("uploadId") => (
-                        400,
-                        error_body(
-                            "BadDigest",
-                            "The CRC32C you specified did not match the calculated checksum.",
-                        ),
-                        String::new(),
-                    ),
-                    ("DELETE", false) if query.contains("uploadId") => {
-                        aborts.fetch_add(1, Ordering::SeqCst);
-                        (204, String::new(), String::new())
-                    }
-                    ("PUT", false) if bucket == RefusingS3::DENY_PUT_BUCKET => {
-                        (403, error_body("AccessDenied", "Access Denied"), String::new())
-                    }
-                    ("PUT", false) => (200, String::new(), "ETag: \"d41d8cd98f00b204e9800998ecf8427e\"\r\n".to_string()),
-                    ("DELETE", false) => (204, String::new(), String::new()),
-                    _ => (
-                        400,
-                        error_body("InvalidRequest", "not served by the test server"),
-                        String::new(),
-                    ),
+                ),
+                ("DELETE", false) if query.contains("uploadId") => {
+                    aborts.fetch_add(1, Ordering::SeqCst);
+                    (204, String::new(), String::new())
                 }
-            };
+                ("PUT", false) if bucket == RefusingS3::DENY_PUT_BUCKET => (
+                    403,
+                    error_body("AccessDenied", "Access Denied"),
+                    String::new(),
+                ),
+                ("PUT", false) => (
+                    200,
+                    String::new(),
+                    "ETag: \"d41d8cd98f00b204e9800998ecf8427e\"\r\n".to_string(),
+                ),
+                ("DELETE", false) => (204, String::new(), String::new()),
+                _ => (
+                    400,
+                    error_body("InvalidRequest", "not served by the test server"),
+                    String::new(),
+                ),
+            }
+        };
         let reason = match status {
             200 => "OK",
             204 => "No Content",
@@ -200,7 +211,11 @@ fn serve(sock: TcpStream, aborts: &AtomicUsize) -> io::Result<()> {
         } else {
             body
         };
-        let ctype = if body.is_empty() { "" } else { "Content-Type: application/xml\r\n" };
+        let ctype = if body.is_empty() {
+            ""
+        } else {
+            "Content-Type: application/xml\r\n"
+        };
         write!(
             out,
             "HTTP/1.1 {status} {reason}\r\nx-amz-request-id: 4442587FB7D0A2F9\r\n{ctype}{extra}Content-Length: {}\r\n\r\n{body}",

@@ -58,7 +58,10 @@ impl S3Settings {
             None | Some("false" | "0" | "no") => false,
             Some("true" | "1" | "yes") => true,
             Some(other) => {
-                errs.push(Field::S3PathStyle, format!("`{other}` is not true or false"));
+                errs.push(
+                    Field::S3PathStyle,
+                    format!("`{other}` is not true or false"),
+                );
                 false
             }
         };

@@ -4,7 +4,9 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use legacyflo_core::request::{FileFormat, S3Settings};
-use legacyflo_core::{Error, ErrorKind, FolderPath, Message, Output, Result, Sink, SinkState, WriteOutcome};
+use legacyflo_core::{
+    Error, ErrorKind, FolderPath, Message, Output, Result, Sink, SinkState, WriteOutcome,
+};
 use legacyflo_s3::{Access, Client, UploadOptions};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -132,7 +134,11 @@ impl S3Sink {
 
     fn inner(&mut self) -> Result<&mut Box<dyn Sink>> {
         self.inner.as_mut().ok_or_else(|| {
-            Error::backend(BACKEND, ErrorKind::Other, "the sink is not open (or already finished)")
+            Error::backend(
+                BACKEND,
+                ErrorKind::Other,
+                "the sink is not open (or already finished)",
+            )
         })
     }
 
@@ -183,7 +189,12 @@ impl S3Sink {
             .send()
             .await
             .map_err(|e| {
-                legacyflo_s3::S3Error::from_sdk(e, "ListMultipartUploads", &self.bucket, Some(&prefix))
+                legacyflo_s3::S3Error::from_sdk(
+                    e,
+                    "ListMultipartUploads",
+                    &self.bucket,
+                    Some(&prefix),
+                )
             })?;
         let mut keys: Vec<String> = out
             .uploads()
@@ -201,9 +212,8 @@ impl S3Sink {
     }
 
     fn check_free_space(&self) -> Result<()> {
-        let free = free_bytes(&self.spool).map_err(|e| {
-            Error::io(format!("check free space in {}", self.spool.display()), e)
-        })?;
+        let free = free_bytes(&self.spool)
+            .map_err(|e| Error::io(format!("check free space in {}", self.spool.display()), e))?;
         if free < self.min_free {
             return Err(Error::backend(
                 BACKEND,
@@ -234,7 +244,13 @@ impl S3Sink {
             let name = path
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
-                .ok_or_else(|| Error::backend(BACKEND, ErrorKind::Other, format!("output {} has no file name", o.location)))?;
+                .ok_or_else(|| {
+                    Error::backend(
+                        BACKEND,
+                        ErrorKind::Other,
+                        format!("output {} has no file name", o.location),
+                    )
+                })?;
             let key = format!("{dir}{name}");
             let mut options = self.upload.clone();
             options.content_type = Some(content_type(&name).to_string());
@@ -242,14 +258,18 @@ impl S3Sink {
                 ("legacyflo-run".to_string(), self.run.clone()),
                 ("legacyflo-messages".to_string(), o.messages.to_string()),
             ];
-            let done = legacyflo_s3::upload_file(client, &self.bucket, &key, &path, &options).await?;
+            let done =
+                legacyflo_s3::upload_file(client, &self.bucket, &key, &path, &options).await?;
             info!(message = "output uploaded", bucket = %self.bucket, key = %key, bytes = done.bytes, parts = done.parts);
-            uploaded.push((path, Output {
-                location: format!("s3://{}/{key}", self.bucket),
-                kind: o.kind,
-                bytes: Some(done.bytes),
-                messages: o.messages,
-            }));
+            uploaded.push((
+                path,
+                Output {
+                    location: format!("s3://{}/{key}", self.bucket),
+                    kind: o.kind,
+                    bytes: Some(done.bytes),
+                    messages: o.messages,
+                },
+            ));
         }
         let outputs: Vec<Output> = uploaded.iter().map(|(_, o)| o.clone()).collect();
         let marker = serde_json::to_vec(&(&self.run, &outputs))
@@ -265,7 +285,11 @@ impl S3Sink {
 }
 
 fn content_type(name: &str) -> &'static str {
-    match name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).as_deref() {
+    match name
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .as_deref()
+    {
         Some("zip") => "application/zip",
         Some("csv") => "text/csv",
         Some("pst") => "application/vnd.ms-outlook",
@@ -303,8 +327,9 @@ impl Sink for S3Sink {
         match resume {
             None => {
                 if self.spool.exists() {
-                    std::fs::remove_dir_all(&self.spool)
-                        .map_err(|e| Error::io(format!("clear spool {}", self.spool.display()), e))?;
+                    std::fs::remove_dir_all(&self.spool).map_err(|e| {
+                        Error::io(format!("clear spool {}", self.spool.display()), e)
+                    })?;
                 }
                 std::fs::create_dir_all(&self.spool)
                     .map_err(|e| Error::io(format!("create spool {}", self.spool.display()), e))?;
@@ -387,7 +412,12 @@ mod tests {
 
     #[test]
     fn recognises_the_output_keys() {
-        let s = S3Sink::new(S3Settings::default(), "b", "arch/alice.zip", FileFormat::EmlZip);
+        let s = S3Sink::new(
+            S3Settings::default(),
+            "b",
+            "arch/alice.zip",
+            FileFormat::EmlZip,
+        );
         assert!(s.is_output_key("arch/alice.zip"));
         assert!(s.is_output_key("arch/alice.csv"));
         assert!(s.is_output_key("arch/alice-002.pst"));
@@ -401,6 +431,9 @@ mod tests {
         let a = S3Sink::new(S3Settings::default(), "b", "x.zip", FileFormat::EmlZip);
         let b = S3Sink::new(S3Settings::default(), "b", "y.zip", FileFormat::EmlZip);
         assert_ne!(a.spool_dir(), b.spool_dir());
-        assert_eq!(a.local_dest().file_name().and_then(|n| n.to_str()), Some("x.zip"));
+        assert_eq!(
+            a.local_dest().file_name().and_then(|n| n.to_str()),
+            Some("x.zip")
+        );
     }
 }

@@ -91,14 +91,16 @@ impl S3Source {
         let client = legacyflo_s3::client(&self.settings).await;
         legacyflo_s3::check_bucket(&client, &self.bucket, &self.key, legacyflo_s3::Access::Read)
             .await?;
-        let root = std::env::var_os("LEGACYFLO_SPOOL_DIR")
-            .map_or_else(std::env::temp_dir, PathBuf::from);
+        let root =
+            std::env::var_os("LEGACYFLO_SPOOL_DIR").map_or_else(std::env::temp_dir, PathBuf::from);
         std::fs::create_dir_all(&root)
             .map_err(|e| SourceError::io(BACKEND, format!("create {}", root.display()), e))?;
         let spool = tempfile::Builder::new()
             .prefix("legacyflo-s3-")
             .tempdir_in(&root)
-            .map_err(|e| SourceError::io(BACKEND, format!("create a spool in {}", root.display()), e))?;
+            .map_err(|e| {
+                SourceError::io(BACKEND, format!("create a spool in {}", root.display()), e)
+            })?;
         let name = self.key.rsplit('/').next().unwrap_or("input");
         let path = spool.path().join(name);
         legacyflo_s3::download_to_file(&client, &self.bucket, &self.key, &path).await?;
