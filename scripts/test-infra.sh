@@ -64,11 +64,12 @@ install_pkgs() {
   id vmail >/dev/null 2>&1 \
     || useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin vmail
   # a venv whose pip run was interrupted has moto_server but cannot import moto: rebuild it
-  if ! "$DIR/venv/bin/python" -c "import moto, flask, flask_cors; assert moto.__version__ == '$MOTO_VERSION'" 2>/dev/null; then
-    log "python venv: moto[s3]==$MOTO_VERSION flask flask-cors"
+  if ! "$DIR/venv/bin/python" -c "import moto, flask, flask_cors, crc32c; assert moto.__version__ == '$MOTO_VERSION'" 2>/dev/null; then
+    log "python venv: moto[s3]==$MOTO_VERSION flask flask-cors crc32c"
     rm -rf "$DIR/venv"
     python3 -m venv "$DIR/venv" || die "python3 -m venv failed"
-    local pkgs=("moto[s3]==$MOTO_VERSION" flask flask-cors)
+    # crc32c: without it moto silently computes CRC32 where CRC32C is asked for
+    local pkgs=("moto[s3]==$MOTO_VERSION" flask flask-cors crc32c)
     # uv resolves and installs in a few seconds where pip takes 10-30 s; pip is the fallback
     if "$DIR/venv/bin/pip" install -q --disable-pip-version-check --no-input uv </dev/null \
        && "$DIR/venv/bin/uv" pip install -q --python "$DIR/venv/bin/python" "${pkgs[@]}" </dev/null; then

@@ -148,7 +148,7 @@ fn not_implemented_and_out_of_scope_types() {
 }
 
 #[test]
-fn s3_state_dir_is_not_implemented_yet() {
+fn s3_state_dir_without_bucket_is_refused() {
     let err = bad(&[
         "run",
         "MBOX-S3-ZIP",
@@ -157,10 +157,10 @@ fn s3_state_dir_is_not_implemented_yet() {
         "--dest-url",
         "out/",
         "--state-dir",
-        "s3://b/state",
+        "s3:///state",
     ]);
     assert!(
-        err.contains("--state-dir") && err.contains("not implemented yet"),
+        err.contains("--state-dir") && err.contains("needs a bucket"),
         "{err}"
     );
 }

@@ -8,9 +8,7 @@
 //! - [`mbox::MboxSink`]: a tree of mboxrd files.
 //!
 //! [`open_sink`] builds the right one for a validated [`Request`]: ZIP, Maildir, mbox and
-//! PST files on a local path, and IMAP vaults. S3 destinations will be a further module;
-//! until then their requests are answered with
-//! [`ErrorKind::Unsupported`](legacyflo_core::ErrorKind::Unsupported).
+//! PST files on a local path, ZIP and PST files in S3 ([`s3::S3Sink`]), and IMAP vaults.
 //!
 //! Every sink honours the [`Sink`] contract: bytes kept exactly, writes durable at
 //! [`commit`](Sink::commit), [`abort`](Sink::abort) and `open` with a state restoring the
@@ -39,6 +37,7 @@ pub mod imap;
 pub mod maildir;
 pub mod mbox;
 pub mod pst;
+pub mod s3;
 mod util;
 pub mod zip;
 
@@ -52,8 +51,9 @@ pub use error::SinkError;
 /// `DestSpec::File` with a local path gives the ZIP sink (`EmlZip`; the location is the
 /// archive), the Maildir sink or the mbox sink (the location is the tree's root);
 /// `DestSpec::Imap` gives the [`imap::ImapSink`] (TLS from the request's `--dest-tls`,
-/// `--dest-ca-file`, `--dest-insecure`). A local PST gives the [`pst::PstSink`]. S3
-/// destinations and Microsoft 365 give an
+/// `--dest-ca-file`, `--dest-insecure`). A local PST gives the [`pst::PstSink`]. A ZIP or
+/// PST at an `s3://` location gives the [`s3::S3Sink`] (client from the request's S3
+/// fields). Maildir and mbox trees in S3, and Microsoft 365, give an
 /// [`ErrorKind::Unsupported`](legacyflo_core::ErrorKind::Unsupported) error saying they are
 /// not implemented yet in this build. Nothing is written until [`Sink::open`].
 pub fn open_sink(request: &Request) -> Result<Box<dyn Sink>> {
@@ -70,9 +70,20 @@ pub fn open_sink(request: &Request) -> Result<Box<dyn Sink>> {
             FileFormat::Pst => Ok(Box::new(pst::PstSink::new(path.clone()))),
         },
         DestSpec::File {
+            format: format @ (FileFormat::EmlZip | FileFormat::Pst),
+            location: Location::S3 { bucket, key },
+        } => Ok(Box::new(s3::S3Sink::new(
+            request.s3.clone(),
+            bucket,
+            key,
+            *format,
+        ))),
+        DestSpec::File {
             location: Location::S3 { .. },
             ..
-        } => Err(unsupported("writing to S3 is")),
+        } => Err(unsupported(
+            "writing a Maildir or mbox tree to S3 is (ZIP and PST go to S3; use a local path)",
+        )),
         DestSpec::Imap {
             preset,
             endpoint,
@@ -130,8 +141,20 @@ mod tests {
                 .kind(),
             "pst"
         );
+        assert_eq!(
+            open_sink(&request("MBOX-S3-ZIP", &d, "s3://bucket/out/x.zip"))
+                .unwrap()
+                .kind(),
+            "s3"
+        );
+        assert_eq!(
+            open_sink(&request("MBOX-S3-PST", &d, "s3://bucket/out/"))
+                .unwrap()
+                .kind(),
+            "s3"
+        );
         {
-            let (kind, dest) = ("MBOX-S3-ZIP", "s3://bucket/out/x.zip".to_string());
+            let (kind, dest) = ("MBOX-MAILDIR", "s3://bucket/out/md".to_string());
             let err = open_sink(&request(kind, &d, &dest)).err().unwrap();
             assert_eq!(err.kind(), ErrorKind::Unsupported, "{kind}");
             assert!(

@@ -36,6 +36,7 @@ pub mod imap;
 pub mod maildir;
 pub mod mbox;
 pub mod pst;
+pub mod s3;
 mod util;
 
 use std::sync::Arc;
@@ -48,7 +49,8 @@ pub use error::SourceError;
 /// Builds the source of a validated request.
 ///
 /// `SourceSpec::File` with a local path gives the file source of its format (mbox,
-/// Maildir, eml-zip, PST); `SourceSpec::Imap` the IMAP source. S3 inputs and the cloud
+/// Maildir, eml-zip, PST); with an `s3://` location the [`s3::S3Source`] (eml-zip, PST,
+/// mbox; a Maildir is refused when listed); `SourceSpec::Imap` the IMAP source. The cloud
 /// APIs give an
 /// [`ErrorKind::Unsupported`](legacyflo_core::ErrorKind::Unsupported) error saying they are not implemented yet in this build.
 /// Nothing is read here; a missing input is reported by the first
@@ -67,9 +69,14 @@ pub fn open_source(request: &Request) -> Result<Arc<dyn Source>> {
             FileFormat::Pst => Ok(Arc::new(pst::PstSource::new(path.clone()))),
         },
         SourceSpec::File {
-            location: Location::S3 { .. },
-            ..
-        } => Err(unsupported("reading input from S3 is")),
+            format,
+            location: Location::S3 { bucket, key },
+        } => Ok(Arc::new(s3::S3Source::new(
+            request.s3.clone(),
+            bucket,
+            key,
+            *format,
+        ))),
         SourceSpec::Imap { preset, endpoint } => {
             Ok(Arc::new(imap::open_imap_source(*preset, endpoint)?))
         }
@@ -84,7 +91,7 @@ pub fn open_source(request: &Request) -> Result<Arc<dyn Source>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use legacyflo_core::{ErrorKind, Field, Params};
+    use legacyflo_core::{Field, Params};
 
     fn request(kind: &str, source: &str, dest: &str) -> Request {
         let p = Params::new()
@@ -126,16 +133,18 @@ mod tests {
                 .kind(),
             "pst"
         );
-        {
-            let (kind, src) = ("MBOX-S3-ZIP", "s3://bucket/in.zip");
-            let err = open_source(&request(kind, src, &out)).err().unwrap();
-            assert_eq!(err.kind(), ErrorKind::Unsupported, "{kind}");
-            assert!(
-                err.to_string()
-                    .contains("not implemented yet in this build"),
-                "{err}"
-            );
-        }
+        assert_eq!(
+            open_source(&request("MBOX-S3-ZIP", "s3://bucket/in.zip", &out))
+                .unwrap()
+                .kind(),
+            "s3-mbox"
+        );
+        assert_eq!(
+            open_source(&request("PST-S3-ZIP", "s3://bucket/in.pst", &out))
+                .unwrap()
+                .kind(),
+            "s3-pst"
+        );
         let p = Params::new()
             .with(Field::Type, "IMAP-S3-ZIP")
             .with(Field::SourceServer, "imap.example.test")

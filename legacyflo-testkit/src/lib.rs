@@ -17,4 +17,5 @@ pub mod corpus;
 pub mod fakeimap;
 pub mod faultproxy;
 pub mod memory;
+pub mod s3refuse;
 pub mod servers;

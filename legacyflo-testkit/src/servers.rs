@@ -237,13 +237,26 @@ impl S3Server {
     /// signature: moto reads the key (anonymous requests get 403 on private objects) but
     /// does not verify signatures.
     pub fn http(&self, method: &str, path: &str, body: &[u8]) -> io::Result<HttpResponse> {
+        self.http_with(method, path, &[], body)
+    }
+
+    /// [`http`](Self::http) with extra header fields (e.g. an `x-amz-checksum-crc32c` to
+    /// plant a stored checksum).
+    pub fn http_with(
+        &self,
+        method: &str,
+        path: &str,
+        extra: &[(&str, &str)],
+        body: &[u8],
+    ) -> io::Result<HttpResponse> {
         let (host, port) = self.host_port()?;
+        let extra: String = extra.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
         let mut s = connect_tcp(&host, port)?;
         let head = format!(
             "{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: legacyflo-testkit\r\nAccept: */*\r\n\
              Authorization: AWS4-HMAC-SHA256 Credential={}/20240101/{}/s3/aws4_request, SignedHeaders=host, Signature={}\r\n\
              x-amz-date: 20240101T000000Z\r\nx-amz-content-sha256: UNSIGNED-PAYLOAD\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n",
+             {extra}Content-Length: {}\r\nConnection: close\r\n\r\n",
             self.access_key,
             self.region,
             "0".repeat(64),

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use legacyflo_core::request::{RequestErrors, Support};
 use legacyflo_core::{
     Engine, EngineOptions, Error, ErrorKind, Field, LocalStateStore, OutputKind, Params,
-    ProgressListener, Report, Request, RequestType, RunState, RunStatus,
+    ProgressListener, Report, Request, RequestType, RunState, RunStatus, StateStore,
 };
+use legacyflo_s3::S3StateStore;
 use tracing::debug;
 
 use crate::cli::RunArgs;
@@ -104,26 +105,74 @@ fn edit_distance(a: &str, b: &str) -> usize {
     prev.last().copied().unwrap_or(0)
 }
 
-/// The checkpoint directory from `--state-dir`; `s3://` is refused for now.
-pub fn state_dir(arg: &str) -> Result<PathBuf, CliError> {
-    if arg.starts_with("s3://") {
-        return Err(CliError::bad_request(format!(
-            "--state-dir {arg}: state in S3 is not implemented yet; use a local directory"
-        )));
+/// Where checkpoints are kept, from `--state-dir`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StateDir {
+    /// A local directory.
+    Local(PathBuf),
+    /// A prefix in an S3 bucket (`s3://bucket/prefix`), reached with the request's S3
+    /// fields (`--s3-endpoint`, `--s3-region`, `--s3-path-style`) and the AWS credentials.
+    S3 {
+        /// The bucket.
+        bucket: String,
+        /// The key prefix (may be empty).
+        prefix: String,
+    },
+}
+
+impl StateDir {
+    /// The state store of `request` in this place.
+    pub fn store(&self, request: &Request) -> Arc<dyn StateStore> {
+        match self {
+            StateDir::Local(dir) => Arc::new(LocalStateStore::new(dir, &request.state_key())),
+            StateDir::S3 { bucket, prefix } => Arc::new(S3StateStore::new(
+                request.s3.clone(),
+                bucket,
+                prefix,
+                &request.state_key(),
+            )),
+        }
+    }
+
+    /// The local directory, if the state is local.
+    pub fn local(&self) -> Option<&Path> {
+        match self {
+            StateDir::Local(p) => Some(p),
+            StateDir::S3 { .. } => None,
+        }
+    }
+}
+
+/// The checkpoint place from `--state-dir`: a local directory, `file://` path or
+/// `s3://bucket/prefix`.
+pub fn state_dir(arg: &str) -> Result<StateDir, CliError> {
+    if let Some(rest) = arg.strip_prefix("s3://") {
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(CliError::bad_request(format!(
+                "--state-dir {arg}: an s3:// state directory needs a bucket (s3://bucket/prefix)"
+            )));
+        }
+        return Ok(StateDir::S3 {
+            bucket: bucket.to_string(),
+            prefix: prefix.trim_matches('/').to_string(),
+        });
     }
     if arg.contains("://") && !arg.starts_with("file://") {
         return Err(CliError::bad_request(format!(
-            "--state-dir {arg}: not a local directory"
+            "--state-dir {arg}: not a local directory or s3:// URL"
         )));
     }
-    Ok(PathBuf::from(arg.strip_prefix("file://").unwrap_or(arg)))
+    Ok(StateDir::Local(PathBuf::from(
+        arg.strip_prefix("file://").unwrap_or(arg),
+    )))
 }
 
 /// How requests are run.
 #[derive(Clone, Debug)]
 pub struct ExecOptions {
-    /// Checkpoint directory.
-    pub state_dir: PathBuf,
+    /// Where checkpoints are kept.
+    pub state_dir: StateDir,
     /// Engine tunables (including `dry_run`).
     pub engine: EngineOptions,
 }
@@ -259,10 +308,12 @@ pub async fn execute(
     let mut state_file_used = None;
     if !opts.engine.dry_run {
         // A dry run neither reads nor writes checkpoints: it always lists and counts.
-        let store = LocalStateStore::new(&opts.state_dir, &request.state_key());
-        forget_if_outputs_gone(store.path());
-        state_file_used = Some(store.path().to_path_buf());
-        engine = engine.state(Arc::new(store));
+        if let Some(dir) = opts.state_dir.local() {
+            let path = state_file(dir, request);
+            forget_if_outputs_gone(&path);
+            state_file_used = Some(path);
+        }
+        engine = engine.state(opts.state_dir.store(request));
     }
     let result = engine.run().await;
     let exit = match &result.error {
@@ -324,17 +375,20 @@ pub async fn run(args: RunArgs, ui: &Ui) -> Result<Exit, CliError> {
             ..EngineOptions::default()
         },
     };
-    let state = state_file(&opts.state_dir, &request);
-    if !opts.engine.dry_run {
-        forget_if_outputs_gone(&state);
+    let state_desc = opts.state_dir.store(&request).describe();
+    if let Some(dir) = opts.state_dir.local() {
+        let state = state_file(dir, &request);
+        if !opts.engine.dry_run {
+            forget_if_outputs_gone(&state);
+        }
+        if !opts.engine.dry_run && already_finished(&state) {
+            ui.err_line(&format!(
+                "note: this request already finished (checkpoint {}); nothing to do. Delete that file to run it again.",
+                state.display()
+            ));
+        }
     }
-    if !opts.engine.dry_run && already_finished(&state) {
-        ui.err_line(&format!(
-            "note: this request already finished (checkpoint {}); nothing to do. Delete that file to run it again.",
-            state.display()
-        ));
-    }
-    debug!(request_type = request.request_type.name, state = %state.display(), "starting");
+    debug!(request_type = request.request_type.name, state = %state_desc, "starting");
     let progress = ui.listener(None);
     let outcome = tokio::select! {
         o = execute(&request, &opts, progress.clone()) => o,
@@ -366,6 +420,10 @@ pub async fn run(args: RunArgs, ui: &Ui) -> Result<Exit, CliError> {
             "the checkpoint is in {}; re-run the same command to resume",
             state.display()
         ));
+    } else if opts.state_dir.local().is_none() && !outcome.errors.is_empty() {
+        ui.err_line(&format!(
+            "the checkpoint is in {state_desc}; re-run the same command to resume"
+        ));
     }
     Ok(outcome.exit)
 }
@@ -382,9 +440,20 @@ mod tests {
     }
 
     #[test]
-    fn s3_state_dir_is_refused() {
-        assert!(state_dir("s3://bucket/state").is_err());
-        assert_eq!(state_dir("x/y").ok(), Some(PathBuf::from("x/y")));
+    fn state_dirs_are_local_or_s3() {
+        assert_eq!(
+            state_dir("s3://bucket/state/").ok(),
+            Some(StateDir::S3 {
+                bucket: "bucket".into(),
+                prefix: "state".into()
+            })
+        );
+        assert!(state_dir("s3:///state").is_err());
+        assert!(state_dir("http://x/state").is_err());
+        assert_eq!(
+            state_dir("x/y").ok(),
+            Some(StateDir::Local(PathBuf::from("x/y")))
+        );
     }
 
     #[test]

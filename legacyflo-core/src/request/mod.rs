@@ -1,6 +1,7 @@
 //! Requests: a type plus parameters, validated into what the engine runs.
 
 mod params;
+mod s3;
 mod types;
 
 use std::fmt;
@@ -10,6 +11,7 @@ use chrono::NaiveDate;
 use sha2::{Digest, Sha256};
 
 pub use params::{Field, Params, Secret};
+pub use s3::S3Settings;
 pub use types::{AuthMethod, DestKind, FileFormat, ImapPreset, RequestType, SourceKind, Support};
 
 use crate::filter::Filter;
@@ -202,6 +204,8 @@ pub struct Request {
     pub dest: DestSpec,
     /// Which messages.
     pub filter: Filter,
+    /// How to reach S3 for the request's `s3://` locations.
+    pub s3: S3Settings,
     /// The parameters it was made from (secrets are not among them).
     pub params: Params,
 }
@@ -255,12 +259,14 @@ impl Request {
         let filter = parse_filter(params, &mut errs);
         let source = parse_source(rt, params, secrets, &mut errs);
         let dest = parse_dest(rt, params, &source, secrets, &mut errs);
+        let s3 = S3Settings::parse(params, &mut errs);
         if errs.0.is_empty() {
             Ok(Request {
                 request_type: rt,
                 source,
                 dest,
                 filter,
+                s3,
                 params: params.clone(),
             })
         } else {

@@ -208,7 +208,7 @@ static ALIASES: &[(&str, &str)] = &[
 ];
 
 static REQUEST_TYPES: &[RequestType] = &[
-    // Mailbox -> data file (local path now, s3:// with the S3 backend).
+    // Mailbox -> data file (a local path or s3://).
     t!(
         "IMAP-S3-ZIP",
         S::Imap(P::Generic),

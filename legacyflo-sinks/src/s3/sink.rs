@@ -1,0 +1,439 @@
+//! [`S3Sink`]: the [`Sink`] implementation.
+
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use legacyflo_core::request::{FileFormat, S3Settings};
+use legacyflo_core::{
+    Error, ErrorKind, FolderPath, Message, Output, Result, Sink, SinkState, WriteOutcome,
+};
+use legacyflo_s3::{Access, Client, UploadOptions};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tracing::{info, warn};
+
+use super::BACKEND;
+
+/// Default free space the spool must have before a run starts.
+pub const DEFAULT_MIN_FREE: u64 = 1 << 30;
+/// Version of [`S3SinkState`].
+const STATE_VERSION: u32 = 1;
+/// Marker left in the spool once every object is uploaded.
+const UPLOADED: &str = "uploaded.json";
+
+/// The resume state: the local sink's state plus this run's id.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct S3SinkState {
+    version: u32,
+    run: String,
+    inner: Option<SinkState>,
+}
+
+/// Writes a ZIP or PST archive (and content lists) to `s3://bucket/key`.
+///
+/// See the [module documentation](super) for the spool, names, resume and preflight.
+pub struct S3Sink {
+    settings: S3Settings,
+    bucket: String,
+    key: String,
+    format: FileFormat,
+    spool: PathBuf,
+    min_free: u64,
+    upload: UploadOptions,
+    client: Option<Client>,
+    inner: Option<Box<dyn Sink>>,
+    run: String,
+    finished: Option<Vec<Output>>,
+}
+
+impl std::fmt::Debug for S3Sink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Sink")
+            .field("bucket", &self.bucket)
+            .field("key", &self.key)
+            .field("format", &self.format)
+            .field("spool", &self.spool)
+            .finish_non_exhaustive()
+    }
+}
+
+impl S3Sink {
+    /// A sink writing `format` (ZIP or PST) to `s3://bucket/key`, spooling under the
+    /// default spool root. Nothing is touched until [`Sink::open`].
+    pub fn new(settings: S3Settings, bucket: &str, key: &str, format: FileFormat) -> Self {
+        let root = std::env::var_os("LEGACYFLO_SPOOL_DIR")
+            .map_or_else(|| PathBuf::from(".legacyflo/spool"), PathBuf::from);
+        let mut h = Sha256::new();
+        h.update(format!("s3://{bucket}/{key}").as_bytes());
+        let dir = hex::encode(h.finalize());
+        S3Sink {
+            settings,
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            format,
+            spool: root.join(&dir[..16]),
+            min_free: DEFAULT_MIN_FREE,
+            upload: UploadOptions::default(),
+            client: None,
+            inner: None,
+            run: String::new(),
+            finished: None,
+        }
+    }
+
+    /// The same sink spooling in `dir` (used as is, not hashed).
+    pub fn with_spool_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.spool = dir.into();
+        self
+    }
+
+    /// The same sink requiring `bytes` free in the spool before starting.
+    pub fn with_min_free(mut self, bytes: u64) -> Self {
+        self.min_free = bytes;
+        self
+    }
+
+    /// The same sink uploading with `options` (part size, parts in flight).
+    pub fn with_upload_options(mut self, options: UploadOptions) -> Self {
+        self.upload = options;
+        self
+    }
+
+    /// The spool directory.
+    pub fn spool_dir(&self) -> &Path {
+        &self.spool
+    }
+
+    fn file_name(&self) -> String {
+        self.key.rsplit('/').next().unwrap_or(&self.key).to_string()
+    }
+
+    /// Key prefix of the output's siblings (`dir/`, or empty).
+    fn key_dir(&self) -> String {
+        match self.key.rsplit_once('/') {
+            Some((d, _)) => format!("{d}/"),
+            None => String::new(),
+        }
+    }
+
+    fn local_dest(&self) -> PathBuf {
+        self.spool.join(self.file_name())
+    }
+
+    fn new_inner(&self) -> Result<Box<dyn Sink>> {
+        let dest = self.local_dest();
+        match self.format {
+            FileFormat::EmlZip => Ok(Box::new(crate::zip::ZipSink::new(dest))),
+            FileFormat::Pst => Ok(Box::new(crate::pst::PstSink::new(dest))),
+            other => Err(crate::SinkError::Unsupported(format!(
+                "writing {other:?} to S3 is (only ZIP and PST are files; use a local path)"
+            ))
+            .into()),
+        }
+    }
+
+    fn inner(&mut self) -> Result<&mut Box<dyn Sink>> {
+        self.inner.as_mut().ok_or_else(|| {
+            Error::backend(
+                BACKEND,
+                ErrorKind::Other,
+                "the sink is not open (or already finished)",
+            )
+        })
+    }
+
+    fn client(&self) -> Result<&Client> {
+        self.client
+            .as_ref()
+            .ok_or_else(|| Error::backend(BACKEND, ErrorKind::Other, "the sink is not open"))
+    }
+
+    fn state(&self, inner: Option<SinkState>) -> Result<SinkState> {
+        serde_json::to_value(S3SinkState {
+            version: STATE_VERSION,
+            run: self.run.clone(),
+            inner,
+        })
+        .map_err(|e| Error::State(format!("s3 sink state: {e}")))
+    }
+
+    /// Whether a key in the output's directory belongs to this output: the name, its
+    /// content list, or a volume of either.
+    fn is_output_key(&self, key: &str) -> bool {
+        let dir = self.key_dir();
+        let Some(name) = key.strip_prefix(&dir) else {
+            return false;
+        };
+        let file = self.file_name();
+        let stem = file.rsplit_once('.').map_or(file.as_str(), |(s, _)| s);
+        let Some(rest) = name.strip_prefix(stem) else {
+            return false;
+        };
+        let rest = rest
+            .strip_prefix('-')
+            .map(|r| r.trim_start_matches(|c: char| c.is_ascii_digit()))
+            .unwrap_or(rest);
+        matches!(rest, ".zip" | ".pst" | ".csv")
+    }
+
+    async fn abort_stale_uploads(&mut self) -> Result<()> {
+        let client = self.client()?;
+        let dir = self.key_dir();
+        let file = self.file_name();
+        let stem = file.rsplit_once('.').map_or(file.as_str(), |(s, _)| s);
+        let prefix = format!("{dir}{stem}");
+        let out = client
+            .list_multipart_uploads()
+            .bucket(&self.bucket)
+            .prefix(&prefix)
+            .send()
+            .await
+            .map_err(|e| {
+                legacyflo_s3::S3Error::from_sdk(
+                    e,
+                    "ListMultipartUploads",
+                    &self.bucket,
+                    Some(&prefix),
+                )
+            })?;
+        let mut keys: Vec<String> = out
+            .uploads()
+            .iter()
+            .filter_map(|u| u.key())
+            .filter(|k| self.is_output_key(k))
+            .map(str::to_string)
+            .collect();
+        keys.sort();
+        keys.dedup();
+        for k in keys {
+            legacyflo_s3::abort_stale(client, &self.bucket, &k).await?;
+        }
+        Ok(())
+    }
+
+    fn check_free_space(&self) -> Result<()> {
+        let free = free_bytes(&self.spool)
+            .map_err(|e| Error::io(format!("check free space in {}", self.spool.display()), e))?;
+        if free < self.min_free {
+            return Err(Error::backend(
+                BACKEND,
+                ErrorKind::InvalidInput,
+                format!(
+                    "the spool {} has {} MiB free, {} MiB needed to start (a ZIP needs about its size, a PST about twice; set LEGACYFLO_SPOOL_DIR to a larger disk)",
+                    self.spool.display(),
+                    free >> 20,
+                    self.min_free >> 20
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn read_marker(&self) -> Option<Vec<Output>> {
+        let bytes = std::fs::read(self.spool.join(UPLOADED)).ok()?;
+        let (run, outputs): (String, Vec<Output>) = serde_json::from_slice(&bytes).ok()?;
+        (run == self.run).then_some(outputs)
+    }
+
+    async fn upload_outputs(&mut self, local: Vec<Output>) -> Result<Vec<Output>> {
+        let client = self.client()?;
+        let dir = self.key_dir();
+        let mut uploaded = Vec::with_capacity(local.len());
+        for o in local {
+            let path = PathBuf::from(&o.location);
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .ok_or_else(|| {
+                    Error::backend(
+                        BACKEND,
+                        ErrorKind::Other,
+                        format!("output {} has no file name", o.location),
+                    )
+                })?;
+            let key = format!("{dir}{name}");
+            let mut options = self.upload.clone();
+            options.content_type = Some(content_type(&name).to_string());
+            options.metadata = vec![
+                ("legacyflo-run".to_string(), self.run.clone()),
+                ("legacyflo-messages".to_string(), o.messages.to_string()),
+            ];
+            let done =
+                legacyflo_s3::upload_file(client, &self.bucket, &key, &path, &options).await?;
+            info!(message = "output uploaded", bucket = %self.bucket, key = %key, bytes = done.bytes, parts = done.parts);
+            uploaded.push((
+                path,
+                Output {
+                    location: format!("s3://{}/{key}", self.bucket),
+                    kind: o.kind,
+                    bytes: Some(done.bytes),
+                    messages: o.messages,
+                },
+            ));
+        }
+        let outputs: Vec<Output> = uploaded.iter().map(|(_, o)| o.clone()).collect();
+        let marker = serde_json::to_vec(&(&self.run, &outputs))
+            .map_err(|e| Error::State(format!("s3 sink marker: {e}")))?;
+        legacyflo_core::fsutil::write_atomic(&self.spool.join(UPLOADED), &marker)?;
+        for (path, _) in &uploaded {
+            if let Err(e) = std::fs::remove_file(path) {
+                warn!(message = "cannot remove a spooled file", path = %path.display(), error = %e);
+            }
+        }
+        Ok(outputs)
+    }
+}
+
+fn content_type(name: &str) -> &'static str {
+    match name
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .as_deref()
+    {
+        Some("zip") => "application/zip",
+        Some("csv") => "text/csv",
+        Some("pst") => "application/vnd.ms-outlook",
+        _ => "application/octet-stream",
+    }
+}
+
+/// Free bytes for an unprivileged writer on the file system holding `dir`.
+fn free_bytes(dir: &Path) -> std::io::Result<u64> {
+    let st = rustix::fs::statvfs(dir).map_err(std::io::Error::from)?;
+    Ok(st.f_bavail.saturating_mul(st.f_frsize))
+}
+
+fn new_run_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{:x}-{nanos:x}", std::process::id())
+}
+
+#[async_trait]
+impl Sink for S3Sink {
+    fn kind(&self) -> &str {
+        BACKEND
+    }
+
+    async fn open(&mut self, resume: Option<SinkState>) -> Result<()> {
+        self.inner = None;
+        self.finished = None;
+        let client = legacyflo_s3::client(&self.settings).await;
+        legacyflo_s3::check_bucket(&client, &self.bucket, &self.key, Access::Write).await?;
+        self.client = Some(client);
+        self.abort_stale_uploads().await?;
+        let mut inner = self.new_inner()?;
+        match resume {
+            None => {
+                if self.spool.exists() {
+                    std::fs::remove_dir_all(&self.spool).map_err(|e| {
+                        Error::io(format!("clear spool {}", self.spool.display()), e)
+                    })?;
+                }
+                std::fs::create_dir_all(&self.spool)
+                    .map_err(|e| Error::io(format!("create spool {}", self.spool.display()), e))?;
+                self.check_free_space()?;
+                self.run = new_run_id();
+                inner.open(None).await?;
+            }
+            Some(v) => {
+                let st: S3SinkState = serde_json::from_value(v)
+                    .map_err(|e| Error::State(format!("not an s3 sink state: {e}")))?;
+                if st.version != STATE_VERSION {
+                    return Err(Error::State(format!(
+                        "s3 sink state version {} is not {STATE_VERSION}",
+                        st.version
+                    )));
+                }
+                self.run = st.run;
+                if let Some(outputs) = self.read_marker() {
+                    info!(message = "the outputs were already uploaded", bucket = %self.bucket, key = %self.key);
+                    self.finished = Some(outputs);
+                    return Ok(());
+                }
+                if !self.spool.is_dir() {
+                    return Err(Error::backend(
+                        BACKEND,
+                        ErrorKind::InvalidInput,
+                        format!(
+                            "cannot resume s3://{}/{}: its spool {} is not on this machine (the unfinished archive is only uploaded when it is complete); run on the machine that has the spool, or delete the checkpoint to start over",
+                            self.bucket,
+                            self.key,
+                            self.spool.display()
+                        ),
+                    ));
+                }
+                inner.open(st.inner).await?;
+            }
+        }
+        self.inner = Some(inner);
+        Ok(())
+    }
+
+    async fn begin_folder(&mut self, folder: &FolderPath) -> Result<()> {
+        self.inner()?.begin_folder(folder).await
+    }
+
+    async fn write(&mut self, message: &Message) -> Result<WriteOutcome> {
+        self.inner()?.write(message).await
+    }
+
+    async fn commit(&mut self) -> Result<SinkState> {
+        if self.finished.is_some() {
+            return self.state(None);
+        }
+        let inner = self.inner()?.commit().await?;
+        self.state(Some(inner))
+    }
+
+    async fn abort(&mut self) -> Result<()> {
+        match self.inner.as_mut() {
+            Some(i) => i.abort().await,
+            None => Ok(()),
+        }
+    }
+
+    async fn finish(&mut self) -> Result<Vec<Output>> {
+        if let Some(o) = &self.finished {
+            return Ok(o.clone());
+        }
+        let local = self.inner()?.finish().await?;
+        let outputs = self.upload_outputs(local).await?;
+        self.inner = None;
+        self.finished = Some(outputs.clone());
+        Ok(outputs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognises_the_output_keys() {
+        let s = S3Sink::new(
+            S3Settings::default(),
+            "b",
+            "arch/alice.zip",
+            FileFormat::EmlZip,
+        );
+        assert!(s.is_output_key("arch/alice.zip"));
+        assert!(s.is_output_key("arch/alice.csv"));
+        assert!(s.is_output_key("arch/alice-002.pst"));
+        assert!(!s.is_output_key("arch/alice2.zip"));
+        assert!(!s.is_output_key("other/alice.zip"));
+        assert!(!s.is_output_key("arch/alice.zip.bak"));
+    }
+
+    #[test]
+    fn spool_is_per_destination() {
+        let a = S3Sink::new(S3Settings::default(), "b", "x.zip", FileFormat::EmlZip);
+        let b = S3Sink::new(S3Settings::default(), "b", "y.zip", FileFormat::EmlZip);
+        assert_ne!(a.spool_dir(), b.spool_dir());
+        assert_eq!(
+            a.local_dest().file_name().and_then(|n| n.to_str()),
+            Some("x.zip")
+        );
+    }
+}
