@@ -1,5 +1,6 @@
 //! Requests: a type plus parameters, validated into what the engine runs.
 
+mod cloud;
 mod params;
 mod types;
 
@@ -9,6 +10,7 @@ use std::path::Path;
 use chrono::NaiveDate;
 use sha2::{Digest, Sha256};
 
+pub use cloud::{CloudAuth, CloudCredentials, parse_credentials};
 pub use params::{Field, Params, Secret};
 pub use types::{AuthMethod, DestKind, FileFormat, ImapPreset, RequestType, SourceKind, Support};
 
@@ -131,6 +133,8 @@ pub enum SourceSpec {
         preset: ImapPreset,
         /// The account.
         endpoint: ImapEndpoint,
+        /// XOAUTH2 credentials, for the OAuth request types (GMAILOAUTH-*, O365-*).
+        oauth: Option<CloudAuth>,
     },
     /// A mailbox file or tree.
     File {
@@ -147,6 +151,9 @@ pub enum SourceSpec {
         user: String,
         /// Domain.
         domain: Option<String>,
+        /// Credentials and URLs; always there for the Gmail API and Graph, for EWS only
+        /// when OAuth is used.
+        auth: Option<CloudAuth>,
     },
     /// Not a mailbox (peripheral request types).
     Other,
@@ -466,6 +473,9 @@ fn parse_source(
                 ),
                 _ => None,
             };
+            let oauth = cloud::uses_credentials(rt.auth)
+                .then(|| cloud::parse_cloud_auth(rt.auth, params, secrets, errs))
+                .flatten();
             let (tls, ca_file, insecure) = parse_tls(
                 params,
                 (Field::SourceTls, Field::SourceCaFile, Field::SourceInsecure),
@@ -485,6 +495,7 @@ fn parse_source(
                     ca_file,
                     insecure,
                 },
+                oauth,
             }
         }
         SourceKind::File(format) => {
@@ -525,10 +536,19 @@ fn parse_source(
         }
         SourceKind::GmailApi | SourceKind::Graph | SourceKind::Ews => {
             let user = require(params, Field::SourceUser, "the mailbox user", errs);
+            // EWS takes a password, or an app registration for OAuth when one is given.
+            let auth = match rt.auth {
+                AuthMethod::Ews if params.get(Field::SourceCredentials).is_none() => None,
+                AuthMethod::Ews => {
+                    cloud::parse_cloud_auth(AuthMethod::MicrosoftAppGraph, params, secrets, errs)
+                }
+                a => cloud::parse_cloud_auth(a, params, secrets, errs),
+            };
             SourceSpec::Api {
                 kind: rt.source,
                 user: user.unwrap_or_default().to_string(),
                 domain: params.get(Field::SourceDomain).map(str::to_string),
+                auth,
             }
         }
         SourceKind::Peripheral => SourceSpec::Other,

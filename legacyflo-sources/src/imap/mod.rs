@@ -33,15 +33,6 @@ pub enum Side {
 /// port, see [`TlsMode::default_for_port`]). Fails with `InvalidInput` on a bad TLS mode
 /// or a missing password.
 pub fn connect_options(endpoint: &ImapEndpoint, side: Side) -> Result<ConnectOptions> {
-    let prefix = match side {
-        Side::Source => "LEGACYFLO_SOURCE",
-        Side::Dest => "LEGACYFLO_DEST",
-    };
-    let env = |k: &str| {
-        std::env::var(format!("{prefix}_{k}"))
-            .ok()
-            .filter(|v| !v.is_empty())
-    };
     let Some(password) = endpoint.password.clone() else {
         return Err(Error::backend(
             "imap",
@@ -53,14 +44,32 @@ pub fn connect_options(endpoint: &ImapEndpoint, side: Side) -> Result<ConnectOpt
             ),
         ));
     };
-    let mut opts = ConnectOptions::new(
-        endpoint.server.clone(),
-        endpoint.port,
+    connect_options_with(
+        endpoint,
+        side,
         Credentials::Login {
             user: endpoint.login(),
             password,
         },
-    );
+    )
+}
+
+/// [`connect_options`] with other `credentials` (XOAUTH2 for the OAuth request types).
+pub fn connect_options_with(
+    endpoint: &ImapEndpoint,
+    side: Side,
+    credentials: Credentials,
+) -> Result<ConnectOptions> {
+    let prefix = match side {
+        Side::Source => "LEGACYFLO_SOURCE",
+        Side::Dest => "LEGACYFLO_DEST",
+    };
+    let env = |k: &str| {
+        std::env::var(format!("{prefix}_{k}"))
+            .ok()
+            .filter(|v| !v.is_empty())
+    };
+    let mut opts = ConnectOptions::new(endpoint.server.clone(), endpoint.port, credentials);
     if let Some(t) = endpoint.tls {
         opts.tls = match t {
             ImapTls::Implicit => TlsMode::Implicit,

@@ -1,0 +1,268 @@
+//! The Gmail API and Graph sources against the local servers in `legacyflo-testkit::cloud`:
+//! the conformance suite, paging, throttling, quota, token expiry and bad credentials.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use legacyflo_core::request::{AuthMethod, CloudAuth, parse_credentials};
+use legacyflo_core::{Engine, ErrorKind, Field, Message, Params, Request, Source};
+use legacyflo_sources::cloud::{ApiClient, RetryPolicy};
+use legacyflo_sources::gmail::{GmailOptions, GmailSource};
+use legacyflo_sources::graph::{GraphOptions, GraphSource};
+use legacyflo_sources::oauth;
+use legacyflo_testkit::cloud::gmail::{GmailConfig, GmailServer, gmail_server};
+use legacyflo_testkit::cloud::graph::{GraphConfig, GraphServer, graph_server};
+use legacyflo_testkit::cloud::token::{
+    TokenConfig, TokenServer, google_key_file, google_wrong_key_file, microsoft_app_file,
+    token_server,
+};
+use legacyflo_testkit::cloud::Counters;
+use legacyflo_testkit::conformance::{self, SourceCaps, SourceHarness};
+use legacyflo_testkit::memory::MemorySink;
+use tokio::sync::Mutex;
+
+const GMAIL_USER: &str = "alice@example.test";
+const GRAPH_USER: &str = "bob@contoso.test";
+
+fn auth(method: AuthMethod, file: std::path::PathBuf, api: &str, token: &str) -> CloudAuth {
+    let text = std::fs::read_to_string(&file).unwrap();
+    CloudAuth {
+        credentials: parse_credentials(method, &text).unwrap(),
+        file,
+        api_url: Some(api.to_string()),
+        token_url: Some(token.to_string()),
+    }
+}
+
+async fn tokens() -> TokenServer {
+    token_server(TokenConfig {
+        delegated: vec![GMAIL_USER.into(), "alice".into()],
+        ..TokenConfig::default()
+    })
+    .await
+}
+
+fn gmail_source(tok: &TokenServer, srv: &GmailServer, tune: impl FnOnce(&mut GmailOptions)) -> GmailSource {
+    let a = auth(AuthMethod::GoogleServiceAccountApi, google_key_file(), &srv.url(), &tok.google_url());
+    let http = oauth::http_client().unwrap();
+    let cache = oauth::token_cache(&a, GMAIL_USER, oauth::SCOPE_GMAIL_READONLY, http.clone()).unwrap();
+    let policy = RetryPolicy { base_delay: Duration::from_millis(50), ..RetryPolicy::default() };
+    let mut o = GmailOptions::new(GMAIL_USER, a.api_url.as_deref());
+    tune(&mut o);
+    GmailSource::new(ApiClient::new("gmail", http, cache, policy), o)
+}
+
+fn graph_source(tok: &TokenServer, srv: &GraphServer, tune: impl FnOnce(&mut GraphOptions)) -> GraphSource {
+    let a = auth(AuthMethod::MicrosoftAppGraph, microsoft_app_file(), &srv.url(), &tok.microsoft_authority());
+    let http = oauth::http_client().unwrap();
+    let cache = oauth::token_cache(&a, GRAPH_USER, oauth::SCOPE_GRAPH, http.clone()).unwrap();
+    let policy = RetryPolicy { base_delay: Duration::from_millis(50), ..RetryPolicy::default() };
+    let mut o = GraphOptions::new(GRAPH_USER, a.api_url.as_deref());
+    tune(&mut o);
+    GraphSource::new(ApiClient::new("graph", http, cache, policy), o)
+}
+
+struct GmailHarness {
+    tok: TokenServer,
+    servers: Mutex<Vec<GmailServer>>,
+}
+
+#[async_trait]
+impl SourceHarness for GmailHarness {
+    async fn source_with(&self, messages: &[Message]) -> Arc<dyn Source> {
+        let mut cfg = GmailConfig::new(GMAIL_USER);
+        cfg.max_page = 40; // the 300-message cases list over >= 3 pages
+        cfg.throttle_every = 97;
+        cfg.throttle_max = 1;
+        let srv = gmail_server(cfg, messages, &[]).await;
+        let src = gmail_source(&self.tok, &srv, |_| {});
+        self.servers.lock().await.push(srv);
+        Arc::new(src)
+    }
+    fn caps(&self) -> SourceCaps {
+        SourceCaps { flags: false, internal_date: true }
+    }
+}
+
+struct GraphHarness {
+    tok: TokenServer,
+    servers: Mutex<Vec<GraphServer>>,
+}
+
+#[async_trait]
+impl SourceHarness for GraphHarness {
+    async fn source_with(&self, messages: &[Message]) -> Arc<dyn Source> {
+        let mut cfg = GraphConfig::new(GRAPH_USER);
+        cfg.max_page = 25;
+        cfg.throttle_every = 101;
+        cfg.unavailable_every = 151;
+        cfg.inject_max = 2;
+        let srv = graph_server(cfg, messages, &[]).await;
+        let src = graph_source(&self.tok, &srv, |_| {});
+        self.servers.lock().await.push(srv);
+        Arc::new(src)
+    }
+    fn caps(&self) -> SourceCaps {
+        SourceCaps { flags: false, internal_date: true }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gmail_api_conformance() {
+    let h = GmailHarness { tok: tokens().await, servers: Mutex::new(Vec::new()) };
+    conformance::run_source_suite(&h).await;
+    let servers = h.servers.lock().await;
+    let throttled: u64 = servers.iter().map(|s| Counters::get(&s.counters().throttled)).sum();
+    assert!(throttled > 0, "the suite met no throttling");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graph_conformance() {
+    let h = GraphHarness { tok: tokens().await, servers: Mutex::new(Vec::new()) };
+    conformance::run_source_suite(&h).await;
+    let servers = h.servers.lock().await;
+    let throttled: u64 = servers.iter().map(|s| Counters::get(&s.counters().throttled)).sum();
+    let failed: u64 = servers.iter().map(|s| Counters::get(&s.counters().failed)).sum();
+    assert!(throttled > 0 && failed > 0, "the suite met no 429 ({throttled}) or 503 ({failed})");
+    for s in servers.iter() {
+        assert!(Counters::get(&s.counters().max_in_flight) <= 4, "more than 4 requests in flight");
+    }
+}
+
+async fn run_all(source: Arc<dyn Source>) -> (legacyflo_core::RunResult, Vec<Message>) {
+    let sink = MemorySink::new();
+    let res = Engine::new("TEST", source, Box::new(sink.clone())).run().await;
+    (res, sink.committed())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gmail_label_rule_quota_403_and_token_expiry() {
+    let tok = tokens().await;
+    tok.state.lifetime_secs.store(2, Ordering::SeqCst);
+    let mut msgs = legacyflo_testkit::corpus::generated(200, 61);
+    // Folder rule cases: an INBOX message also labelled, a message only in All Mail, one
+    // in Spam (never read), one with two user labels.
+    msgs[0].folder = legacyflo_core::FolderPath::inbox();
+    msgs[1].folder = legacyflo_core::FolderPath::new(["All Mail"]);
+    msgs[2].folder = legacyflo_core::FolderPath::new(["Spam"]);
+    msgs[3].folder = legacyflo_core::FolderPath::new(["Zeta"]);
+    let mut cfg = GmailConfig::new(GMAIL_USER);
+    cfg.quota_units = 400;
+    cfg.quota_window = Duration::from_secs(1);
+    cfg.max_page = 30;
+    let srv = gmail_server(cfg, &msgs, &[(0, "Projekte"), (3, "Alpha")]).await;
+    // The client believes in a larger quota than the server grants: the server's 403
+    // userRateLimitExceeded must be survived.
+    let src = Arc::new(gmail_source(&tok, &srv, |o| {
+        o.quota_units = 800;
+        o.quota_window = Duration::from_secs(1);
+    }));
+    let (res, got) = run_all(src.clone()).await;
+    assert!(res.error.is_none(), "{:?}", res.error);
+    let want: Vec<&Message> = msgs.iter().filter(|m| m.folder.join("/") != "Spam").collect();
+    assert_eq!(got.len(), want.len(), "each message once, Spam left out");
+    let find = |raw: &[u8]| got.iter().find(|m| &m.raw[..] == raw).unwrap();
+    assert_eq!(find(&msgs[0].raw).folder.join("/"), "INBOX");
+    assert!(find(&msgs[0].raw).labels.contains(&"Projekte".to_string()));
+    assert_eq!(find(&msgs[1].raw).folder.join("/"), "All Mail");
+    assert_eq!(find(&msgs[3].raw).folder.join("/"), "Alpha", "first user label by name");
+    assert!(find(&msgs[3].raw).labels.contains(&"Zeta".to_string()));
+    assert!(Counters::get(&srv.counters().throttled) > 0, "server quota never hit");
+    assert!(tok.issued() >= 2, "the 2 s token was never refreshed ({} issued)", tok.issued());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graph_skips_folders_pages_and_refreshes_expired_tokens() {
+    let tok = tokens().await;
+    tok.state.lifetime_secs.store(1, Ordering::SeqCst);
+    let mut msgs = legacyflo_testkit::corpus::generated(120, 62);
+    for m in msgs.iter_mut().take(10) {
+        m.folder = legacyflo_core::FolderPath::new(["Deleted Items"]);
+    }
+    let mut cfg = GraphConfig::new(GRAPH_USER);
+    cfg.max_page = 10;
+    cfg.requests_per_window = 60;
+    cfg.window = Duration::from_secs(1);
+    let srv = graph_server(cfg, &msgs, &["Calendar", "Contacts", "Tasks", "Inbox/Sub/Deeper"]).await;
+    let src = Arc::new(graph_source(&tok, &srv, |o| o.page_size = 10));
+    let folders: Vec<String> = src.list_folders().await.unwrap().iter().map(|f| f.path.join("/")).collect();
+    for skipped in ["Calendar", "Contacts", "Tasks", "Deleted Items"] {
+        assert!(!folders.contains(&skipped.to_string()), "{skipped} listed: {folders:?}");
+    }
+    assert!(folders.contains(&"Inbox/Sub/Deeper".to_string()), "{folders:?}");
+    let (res, got) = run_all(src.clone()).await;
+    assert!(res.error.is_none(), "{:?}", res.error);
+    assert_eq!(got.len(), 110);
+    // 110 messages at 60 requests a second take more than a second: tokens were replaced.
+    assert!(tok.issued() >= 2, "tokens issued: {}", tok.issued());
+    assert!(Counters::get(&srv.counters().throttled) > 0, "the mailbox limit was never met");
+}
+
+fn request(kind: &str, creds: &std::path::Path, api: &str, token: &str, user: &str) -> Result<Request, String> {
+    let p = Params::new()
+        .with(Field::Type, kind)
+        .with(Field::SourceUser, user)
+        .with(Field::SourceCredentials, creds.display().to_string())
+        .with(Field::SourceApiUrl, api)
+        .with(Field::SourceTokenUrl, token)
+        .with(Field::DestUrl, "/tmp/legacyflo-cloud-test-out/x.zip");
+    Request::from_params(&p).map_err(|e| e.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_credentials_are_named_and_never_printed() {
+    let tok = tokens().await;
+    let gsrv = gmail_server(GmailConfig::new(GMAIL_USER), &legacyflo_testkit::corpus::generated(5, 3), &[]).await;
+    let msrv = graph_server(GraphConfig::new(GRAPH_USER), &legacyflo_testkit::corpus::generated(5, 3), &[]).await;
+    let dir = tempfile::tempdir().unwrap();
+
+    // A malformed key file: the request names the field.
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, "{\"type\": \"service_account\", \"private_key\": ").unwrap();
+    let e = request("GMAILAPI-S3-ZIP", &bad, &gsrv.url(), &tok.google_url(), GMAIL_USER).unwrap_err();
+    assert!(e.contains("Source Credentials File") && e.contains("not a JSON"), "{e}");
+    let nokey = dir.path().join("nokey.json");
+    std::fs::write(&nokey, "{\"type\": \"service_account\", \"client_email\": \"x@y\"}").unwrap();
+    let e = request("GMAILAPI-S3-ZIP", &nokey, &gsrv.url(), &tok.google_url(), GMAIL_USER).unwrap_err();
+    assert!(e.contains("`private_key` is missing"), "{e}");
+    let e = request("GMAILAPI-S3-ZIP", &google_key_file(), "ftp://x", &tok.google_url(), GMAIL_USER).unwrap_err();
+    assert!(e.contains("Source API URL"), "{e}");
+
+    let secret_key = std::fs::read_to_string(google_key_file()).unwrap();
+    let key_line = secret_key.lines().find(|l| l.contains("MII")).unwrap_or("MII").to_string();
+    let check = |e: &legacyflo_core::Error, want: &str| {
+        let s = format!("{e} {e:?}");
+        assert!(s.contains(want), "{s}");
+        assert!(!s.contains(&key_line[..20.min(key_line.len())]) && !s.contains("test-client-secret-value"), "secret in {s}");
+        assert_eq!(e.kind(), ErrorKind::Unauthenticated, "{s}");
+    };
+
+    // A key that is not the service account's: Google refuses the signature.
+    let r = request("GMAILAPI-S3-ZIP", &google_wrong_key_file(), &gsrv.url(), &tok.google_url(), GMAIL_USER).unwrap();
+    let src = legacyflo_sources::open_source(&r).unwrap();
+    check(&src.list_folders().await.unwrap_err(), "Invalid JWT Signature");
+
+    // A mailbox outside the delegation.
+    let r = request("GMAILAPI-S3-ZIP", &google_key_file(), &gsrv.url(), &tok.google_url(), "mallory@example.test").unwrap();
+    let src = legacyflo_sources::open_source(&r).unwrap();
+    check(&src.list_folders().await.unwrap_err(), "unauthorized_client");
+
+    // A wrong tenant.
+    let wrong = dir.path().join("wrong-tenant.json");
+    std::fs::write(&wrong, std::fs::read_to_string(microsoft_app_file()).unwrap().replace("11111111-2222", "99999999-2222")).unwrap();
+    let r = request("M365API-S3-ZIP", &wrong, &msrv.url(), &tok.microsoft_authority(), GRAPH_USER).unwrap();
+    let src = legacyflo_sources::open_source(&r).unwrap();
+    check(&src.list_folders().await.unwrap_err(), "AADSTS90002");
+
+    // Revoked mid-run: the token in hand works until it expires, then the refresh fails.
+    tok.state.lifetime_secs.store(1, Ordering::SeqCst);
+    let r = request("M365API-S3-ZIP", &microsoft_app_file(), &msrv.url(), &tok.microsoft_authority(), GRAPH_USER).unwrap();
+    let src = legacyflo_sources::open_source(&r).unwrap();
+    assert!(!src.list_folders().await.unwrap().is_empty());
+    tok.state.revoked.store(true, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (res, _) = run_all(src).await;
+    check(res.error.as_ref().expect("a revoked app must fail"), "invalid_client");
+}

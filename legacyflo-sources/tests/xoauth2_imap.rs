@@ -1,0 +1,113 @@
+//! XOAUTH2 against the real Dovecot (`scripts/test-infra.sh up`), which validates bearer
+//! tokens as HS256 JWTs: the token comes from the local Google token endpoint through the
+//! service-account JWT grant, exactly as a GMAILOAUTH request gets it. Fails when the
+//! server is missing.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use legacyflo_core::request::{AuthMethod, CloudAuth, parse_credentials};
+use legacyflo_core::{Engine, Field, Params, Request, Source};
+use legacyflo_sources::imap::{
+    ConnectOptions, Credentials, ImapPreset, ImapSource, ImapSourceOptions, TlsMode,
+};
+use legacyflo_sources::oauth;
+use legacyflo_testkit::cloud::token::{TokenConfig, google_key_file, token_server};
+use legacyflo_testkit::memory::MemorySink;
+use legacyflo_testkit::servers::{imap_server, reset_user, seed_maildir};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xoauth2_login_with_service_account_tokens_refreshed_mid_run() {
+    let server = imap_server();
+    let user = "oauthuser";
+    reset_user(&server, user);
+    let seed: Vec<(Vec<u8>, &str, i64)> = (0..40)
+        .map(|i| {
+            (
+                format!("Subject: m{i}\r\nMessage-ID: <{i}@x>\r\n\r\nbody {i}\r\n").into_bytes(),
+                "S",
+                1_700_000_000 + i,
+            )
+        })
+        .collect();
+    seed_maildir(&server, user, &["Archiv"], &seed);
+    let tok = token_server(TokenConfig {
+        delegated: vec![user.into()],
+        ..TokenConfig::default()
+    })
+    .await;
+    let text = std::fs::read_to_string(google_key_file()).unwrap();
+    let auth = CloudAuth {
+        credentials: parse_credentials(AuthMethod::GoogleServiceAccountImap, &text).unwrap(),
+        file: google_key_file(),
+        api_url: None,
+        token_url: Some(tok.google_url()),
+    };
+    let cache = oauth::token_cache(&auth, user, oauth::SCOPE_GMAIL_IMAP, oauth::http_client().unwrap()).unwrap();
+    let mut connect = ConnectOptions::new(
+        server.host.clone(),
+        server.port,
+        Credentials::XOAuth2 { user: user.into(), provider: cache.clone() },
+    );
+    connect.tls = TlsMode::None;
+    let source = ImapSource::new(ImapSourceOptions::new(connect.clone(), ImapPreset::Generic));
+    let folders = source.list_folders().await.unwrap();
+    assert!(folders.iter().any(|f| f.path.join("/") == "Archiv"), "{folders:?}");
+    let sink = MemorySink::new();
+    let res = Engine::new("GMAILOAUTH-S3-ZIP", std::sync::Arc::new(source), Box::new(sink.clone()))
+        .run()
+        .await;
+    assert!(res.error.is_none(), "{:?}", res.error);
+    assert_eq!(sink.committed().len(), 40);
+
+    // Tokens of 1 s: a later login gets a new one, and Dovecot accepts it.
+    tok.state.lifetime_secs.store(1, Ordering::SeqCst);
+    let before = tok.issued();
+    cache.invalidate(u64::MAX).await;
+    for _ in 0..2 {
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let s = ImapSource::new(ImapSourceOptions::new(connect.clone(), ImapPreset::Generic));
+        assert!(!s.list_folders().await.unwrap().is_empty());
+    }
+    assert!(tok.issued() > before, "no new token was fetched");
+
+    // A token for another mailbox is refused by Dovecot with a clear error.
+    let other = oauth::token_cache(&auth, "someoneelse", oauth::SCOPE_GMAIL_IMAP, oauth::http_client().unwrap());
+    // `someoneelse` is not delegated: the token endpoint refuses, naming the reason.
+    let mut c2 = connect.clone();
+    c2.credentials = Credentials::XOAuth2 { user: user.into(), provider: other.unwrap() };
+    let err = ImapSource::new(ImapSourceOptions::new(c2, ImapPreset::Generic))
+        .list_folders()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("unauthorized_client"), "{err}");
+}
+
+#[test]
+fn oauth_request_types_build_xoauth2_imap_sources() {
+    for (kind, file) in [
+        ("GMAILOAUTH-S3-ZIP", google_key_file()),
+        ("O365-S3-PST", legacyflo_testkit::cloud::token::microsoft_app_file()),
+    ] {
+        let p = Params::new()
+            .with(Field::Type, kind)
+            .with(Field::SourceServer, "127.0.0.1")
+            .with(Field::SourceUser, "alice")
+            .with(Field::SourceDomain, "example.test")
+            .with(Field::SourceCredentials, file.display().to_string())
+            .with(Field::SourceTokenUrl, "http://127.0.0.1:9/token")
+            .with(Field::DestUrl, "/tmp/legacyflo-xoauth2-test/x.zip");
+        let r = Request::from_params(&p).unwrap();
+        let s = legacyflo_sources::open_source(&r).unwrap();
+        assert_eq!(s.kind(), "imap", "{kind}");
+    }
+    // Without credentials the field is named.
+    let p = Params::new()
+        .with(Field::Type, "O365-S3-ZIP")
+        .with(Field::SourceUser, "alice")
+        .with(Field::DestUrl, "/tmp/legacyflo-xoauth2-test/x.zip");
+    let e = Request::from_params(&p).unwrap_err().to_string();
+    assert!(e.contains("Source Credentials File (--source-credentials): missing"), "{e}");
+}
