@@ -59,58 +59,8 @@ pub struct RawMessage {
     pub label_ids: Vec<String>,
     /// Milliseconds since the epoch, as a string.
     pub internal_date: Option<String>,
-    /// The history id of the message's last change.
-    pub history_id: Option<String>,
     /// The RFC 2822 message, base64url.
     pub raw: Option<String>,
-}
-
-/// `users.getProfile`.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Profile {
-    /// The mailbox's current history id.
-    pub history_id: Option<String>,
-}
-
-/// `history.list` pages.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct HistoryList {
-    /// The records (absent when nothing changed).
-    #[serde(default)]
-    pub history: Vec<HistoryRecord>,
-    /// The next page, if any.
-    pub next_page_token: Option<String>,
-    /// The mailbox's history id now.
-    pub history_id: Option<String>,
-}
-
-/// One history record.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct HistoryRecord {
-    /// Messages added.
-    #[serde(default)]
-    pub messages_added: Vec<HistoryMessage>,
-}
-
-/// A `messagesAdded` entry.
-#[derive(Debug, Deserialize)]
-pub struct HistoryMessage {
-    /// The message.
-    pub message: HistoryMessageRef,
-}
-
-/// The message of a history entry.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct HistoryMessageRef {
-    /// Its id.
-    pub id: String,
-    /// Its labels at that time.
-    #[serde(default)]
-    pub label_ids: Vec<String>,
 }
 
 #[derive(Deserialize)]
