@@ -64,13 +64,15 @@ async fn xoauth2_login_with_service_account_tokens_refreshed_mid_run() {
     // Tokens of 1 s: a later login gets a new one, and Dovecot accepts it.
     tok.state.lifetime_secs.store(1, Ordering::SeqCst);
     let before = tok.issued();
-    cache.invalidate(u64::MAX).await;
+    let (_, generation) = cache.token_with_generation().await.unwrap();
+    cache.invalidate(generation).await;
     for _ in 0..2 {
         tokio::time::sleep(Duration::from_millis(1100)).await;
         let s = ImapSource::new(ImapSourceOptions::new(connect.clone(), ImapPreset::Generic));
         assert!(!s.list_folders().await.unwrap().is_empty());
     }
-    assert!(tok.issued() > before, "no new token was fetched");
+    // One for each login: the first after the invalidation, the second after expiry.
+    assert!(tok.issued() >= before + 2, "tokens were not renewed: {} then {}", before, tok.issued());
 
     // A token for another mailbox is refused by Dovecot with a clear error.
     let other = oauth::token_cache(&auth, "someoneelse", oauth::SCOPE_GMAIL_IMAP, oauth::http_client().unwrap());
@@ -98,7 +100,7 @@ fn oauth_request_types_build_xoauth2_imap_sources() {
             .with(Field::SourceDomain, "example.test")
             .with(Field::SourceCredentials, file.display().to_string())
             .with(Field::SourceTokenUrl, "http://127.0.0.1:9/token")
-            .with(Field::DestUrl, "/tmp/legacyflo-xoauth2-test/x.zip");
+            .with(Field::DestUrl, "/tmp/legacyflo-xoauth2-test/");
         let r = Request::from_params(&p).unwrap();
         let s = legacyflo_sources::open_source(&r).unwrap();
         assert_eq!(s.kind(), "imap", "{kind}");
@@ -107,7 +109,7 @@ fn oauth_request_types_build_xoauth2_imap_sources() {
     let p = Params::new()
         .with(Field::Type, "O365-S3-ZIP")
         .with(Field::SourceUser, "alice")
-        .with(Field::DestUrl, "/tmp/legacyflo-xoauth2-test/x.zip");
+        .with(Field::DestUrl, "/tmp/legacyflo-xoauth2-test/");
     let e = Request::from_params(&p).unwrap_err().to_string();
     assert!(e.contains("Source Credentials File (--source-credentials): missing"), "{e}");
 }
