@@ -28,7 +28,10 @@ use legacyflo_testkit::cloud::token::{
 use legacyflo_testkit::memory::MemorySink;
 
 fn env_u64(k: &str, d: u64) -> u64 {
-    std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d)
+    std::env::var(k)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(d)
 }
 
 fn auth(method: AuthMethod, file: std::path::PathBuf, api: String, token: String) -> CloudAuth {
@@ -51,7 +54,9 @@ struct Outcome {
 async fn run(source: Arc<dyn legacyflo_core::Source>) -> Outcome {
     let sink = MemorySink::new();
     let t = Instant::now();
-    let res = Engine::new("BENCH", source, Box::new(sink.clone())).run().await;
+    let res = Engine::new("BENCH", source, Box::new(sink.clone()))
+        .run()
+        .await;
     let secs = t.elapsed().as_secs_f64();
     let got = sink.committed();
     let surfaced = usize::from(res.error.is_some()) + res.report.retries as usize;

@@ -1,5 +1,6 @@
 //! The Gmail API and Graph sources against the local servers in `legacyflo-testkit::cloud`:
 //! the conformance suite, paging, throttling, quota, token expiry and bad credentials.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -12,13 +13,13 @@ use legacyflo_sources::cloud::{ApiClient, RetryPolicy};
 use legacyflo_sources::gmail::{GmailOptions, GmailSource};
 use legacyflo_sources::graph::{GraphOptions, GraphSource};
 use legacyflo_sources::oauth;
+use legacyflo_testkit::cloud::Counters;
 use legacyflo_testkit::cloud::gmail::{GmailConfig, GmailServer, gmail_server};
 use legacyflo_testkit::cloud::graph::{GraphConfig, GraphServer, graph_server};
 use legacyflo_testkit::cloud::token::{
     TokenConfig, TokenServer, google_key_file, google_wrong_key_file, microsoft_app_file,
     token_server,
 };
-use legacyflo_testkit::cloud::Counters;
 use legacyflo_testkit::conformance::{self, SourceCaps, SourceHarness};
 use legacyflo_testkit::memory::MemorySink;
 use tokio::sync::Mutex;
@@ -44,21 +45,46 @@ async fn tokens() -> TokenServer {
     .await
 }
 
-fn gmail_source(tok: &TokenServer, srv: &GmailServer, tune: impl FnOnce(&mut GmailOptions)) -> GmailSource {
-    let a = auth(AuthMethod::GoogleServiceAccountApi, google_key_file(), &srv.url(), &tok.google_url());
+fn gmail_source(
+    tok: &TokenServer,
+    srv: &GmailServer,
+    tune: impl FnOnce(&mut GmailOptions),
+) -> GmailSource {
+    let a = auth(
+        AuthMethod::GoogleServiceAccountApi,
+        google_key_file(),
+        &srv.url(),
+        &tok.google_url(),
+    );
     let http = oauth::http_client().unwrap();
-    let cache = oauth::token_cache(&a, GMAIL_USER, oauth::SCOPE_GMAIL_READONLY, http.clone()).unwrap();
-    let policy = RetryPolicy { base_delay: Duration::from_millis(50), ..RetryPolicy::default() };
+    let cache =
+        oauth::token_cache(&a, GMAIL_USER, oauth::SCOPE_GMAIL_READONLY, http.clone()).unwrap();
+    let policy = RetryPolicy {
+        base_delay: Duration::from_millis(50),
+        ..RetryPolicy::default()
+    };
     let mut o = GmailOptions::new(GMAIL_USER, a.api_url.as_deref());
     tune(&mut o);
     GmailSource::new(ApiClient::new("gmail", http, cache, policy), o)
 }
 
-fn graph_source(tok: &TokenServer, srv: &GraphServer, tune: impl FnOnce(&mut GraphOptions)) -> GraphSource {
-    let a = auth(AuthMethod::MicrosoftAppGraph, microsoft_app_file(), &srv.url(), &tok.microsoft_authority());
+fn graph_source(
+    tok: &TokenServer,
+    srv: &GraphServer,
+    tune: impl FnOnce(&mut GraphOptions),
+) -> GraphSource {
+    let a = auth(
+        AuthMethod::MicrosoftAppGraph,
+        microsoft_app_file(),
+        &srv.url(),
+        &tok.microsoft_authority(),
+    );
     let http = oauth::http_client().unwrap();
     let cache = oauth::token_cache(&a, GRAPH_USER, oauth::SCOPE_GRAPH, http.clone()).unwrap();
-    let policy = RetryPolicy { base_delay: Duration::from_millis(50), ..RetryPolicy::default() };
+    let policy = RetryPolicy {
+        base_delay: Duration::from_millis(50),
+        ..RetryPolicy::default()
+    };
     let mut o = GraphOptions::new(GRAPH_USER, a.api_url.as_deref());
     tune(&mut o);
     GraphSource::new(ApiClient::new("graph", http, cache, policy), o)
@@ -82,7 +108,10 @@ impl SourceHarness for GmailHarness {
         Arc::new(src)
     }
     fn caps(&self) -> SourceCaps {
-        SourceCaps { flags: false, internal_date: true }
+        SourceCaps {
+            flags: false,
+            internal_date: true,
+        }
     }
 }
 
@@ -105,35 +134,61 @@ impl SourceHarness for GraphHarness {
         Arc::new(src)
     }
     fn caps(&self) -> SourceCaps {
-        SourceCaps { flags: false, internal_date: true }
+        SourceCaps {
+            flags: false,
+            internal_date: true,
+        }
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gmail_api_conformance() {
-    let h = GmailHarness { tok: tokens().await, servers: Mutex::new(Vec::new()) };
+    let h = GmailHarness {
+        tok: tokens().await,
+        servers: Mutex::new(Vec::new()),
+    };
     conformance::run_source_suite(&h).await;
     let servers = h.servers.lock().await;
-    let throttled: u64 = servers.iter().map(|s| Counters::get(&s.counters().throttled)).sum();
+    let throttled: u64 = servers
+        .iter()
+        .map(|s| Counters::get(&s.counters().throttled))
+        .sum();
     assert!(throttled > 0, "the suite met no throttling");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graph_conformance() {
-    let h = GraphHarness { tok: tokens().await, servers: Mutex::new(Vec::new()) };
+    let h = GraphHarness {
+        tok: tokens().await,
+        servers: Mutex::new(Vec::new()),
+    };
     conformance::run_source_suite(&h).await;
     let servers = h.servers.lock().await;
-    let throttled: u64 = servers.iter().map(|s| Counters::get(&s.counters().throttled)).sum();
-    let failed: u64 = servers.iter().map(|s| Counters::get(&s.counters().failed)).sum();
-    assert!(throttled > 0 && failed > 0, "the suite met no 429 ({throttled}) or 503 ({failed})");
+    let throttled: u64 = servers
+        .iter()
+        .map(|s| Counters::get(&s.counters().throttled))
+        .sum();
+    let failed: u64 = servers
+        .iter()
+        .map(|s| Counters::get(&s.counters().failed))
+        .sum();
+    assert!(
+        throttled > 0 && failed > 0,
+        "the suite met no 429 ({throttled}) or 503 ({failed})"
+    );
     for s in servers.iter() {
-        assert!(Counters::get(&s.counters().max_in_flight) <= 4, "more than 4 requests in flight");
+        assert!(
+            Counters::get(&s.counters().max_in_flight) <= 4,
+            "more than 4 requests in flight"
+        );
     }
 }
 
 async fn run_all(source: Arc<dyn Source>) -> (legacyflo_core::RunResult, Vec<Message>) {
     let sink = MemorySink::new();
-    let res = Engine::new("TEST", source, Box::new(sink.clone())).run().await;
+    let res = Engine::new("TEST", source, Box::new(sink.clone()))
+        .run()
+        .await;
     (res, sink.committed())
 }
 
@@ -161,16 +216,30 @@ async fn gmail_label_rule_quota_403_and_token_expiry() {
     }));
     let (res, got) = run_all(src.clone()).await;
     assert!(res.error.is_none(), "{:?}", res.error);
-    let want: Vec<&Message> = msgs.iter().filter(|m| m.folder.join("/") != "Spam").collect();
+    let want: Vec<&Message> = msgs
+        .iter()
+        .filter(|m| m.folder.join("/") != "Spam")
+        .collect();
     assert_eq!(got.len(), want.len(), "each message once, Spam left out");
     let find = |raw: &[u8]| got.iter().find(|m| &m.raw[..] == raw).unwrap();
     assert_eq!(find(&msgs[0].raw).folder.join("/"), "INBOX");
     assert!(find(&msgs[0].raw).labels.contains(&"Projekte".to_string()));
     assert_eq!(find(&msgs[1].raw).folder.join("/"), "All Mail");
-    assert_eq!(find(&msgs[3].raw).folder.join("/"), "Alpha", "first user label by name");
+    assert_eq!(
+        find(&msgs[3].raw).folder.join("/"),
+        "Alpha",
+        "first user label by name"
+    );
     assert!(find(&msgs[3].raw).labels.contains(&"Zeta".to_string()));
-    assert!(Counters::get(&srv.counters().throttled) > 0, "server quota never hit");
-    assert!(tok.issued() >= 2, "the 2 s token was never refreshed ({} issued)", tok.issued());
+    assert!(
+        Counters::get(&srv.counters().throttled) > 0,
+        "server quota never hit"
+    );
+    assert!(
+        tok.issued() >= 2,
+        "the 2 s token was never refreshed ({} issued)",
+        tok.issued()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -185,22 +254,48 @@ async fn graph_skips_folders_pages_and_refreshes_expired_tokens() {
     cfg.max_page = 10;
     cfg.requests_per_window = 60;
     cfg.window = Duration::from_secs(1);
-    let srv = graph_server(cfg, &msgs, &["Calendar", "Contacts", "Tasks", "Inbox/Sub/Deeper"]).await;
+    let srv = graph_server(
+        cfg,
+        &msgs,
+        &["Calendar", "Contacts", "Tasks", "Inbox/Sub/Deeper"],
+    )
+    .await;
     let src = Arc::new(graph_source(&tok, &srv, |o| o.page_size = 10));
-    let folders: Vec<String> = src.list_folders().await.unwrap().iter().map(|f| f.path.join("/")).collect();
+    let folders: Vec<String> = src
+        .list_folders()
+        .await
+        .unwrap()
+        .iter()
+        .map(|f| f.path.join("/"))
+        .collect();
     for skipped in ["Calendar", "Contacts", "Tasks", "Deleted Items"] {
-        assert!(!folders.contains(&skipped.to_string()), "{skipped} listed: {folders:?}");
+        assert!(
+            !folders.contains(&skipped.to_string()),
+            "{skipped} listed: {folders:?}"
+        );
     }
-    assert!(folders.contains(&"Inbox/Sub/Deeper".to_string()), "{folders:?}");
+    assert!(
+        folders.contains(&"Inbox/Sub/Deeper".to_string()),
+        "{folders:?}"
+    );
     let (res, got) = run_all(src.clone()).await;
     assert!(res.error.is_none(), "{:?}", res.error);
     assert_eq!(got.len(), 110);
     // 110 messages at 60 requests a second take more than a second: tokens were replaced.
     assert!(tok.issued() >= 2, "tokens issued: {}", tok.issued());
-    assert!(Counters::get(&srv.counters().throttled) > 0, "the mailbox limit was never met");
+    assert!(
+        Counters::get(&srv.counters().throttled) > 0,
+        "the mailbox limit was never met"
+    );
 }
 
-fn request(kind: &str, creds: &std::path::Path, api: &str, token: &str, user: &str) -> Result<Request, String> {
+fn request(
+    kind: &str,
+    creds: &std::path::Path,
+    api: &str,
+    token: &str,
+    user: &str,
+) -> Result<Request, String> {
     let p = Params::new()
         .with(Field::Type, kind)
         .with(Field::SourceUser, user)
@@ -214,55 +309,335 @@ fn request(kind: &str, creds: &std::path::Path, api: &str, token: &str, user: &s
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_credentials_are_named_and_never_printed() {
     let tok = tokens().await;
-    let gsrv = gmail_server(GmailConfig::new(GMAIL_USER), &legacyflo_testkit::corpus::generated(5, 3), &[]).await;
-    let msrv = graph_server(GraphConfig::new(GRAPH_USER), &legacyflo_testkit::corpus::generated(5, 3), &[]).await;
+    let gsrv = gmail_server(
+        GmailConfig::new(GMAIL_USER),
+        &legacyflo_testkit::corpus::generated(5, 3),
+        &[],
+    )
+    .await;
+    let msrv = graph_server(
+        GraphConfig::new(GRAPH_USER),
+        &legacyflo_testkit::corpus::generated(5, 3),
+        &[],
+    )
+    .await;
     let dir = tempfile::tempdir().unwrap();
 
     // A malformed key file: the request names the field.
     let bad = dir.path().join("bad.json");
     std::fs::write(&bad, "{\"type\": \"service_account\", \"private_key\": ").unwrap();
-    let e = request("GMAILAPI-S3-ZIP", &bad, &gsrv.url(), &tok.google_url(), GMAIL_USER).unwrap_err();
-    assert!(e.contains("Source Credentials File") && e.contains("not a JSON"), "{e}");
+    let e = request(
+        "GMAILAPI-S3-ZIP",
+        &bad,
+        &gsrv.url(),
+        &tok.google_url(),
+        GMAIL_USER,
+    )
+    .unwrap_err();
+    assert!(
+        e.contains("Source Credentials File") && e.contains("not a JSON"),
+        "{e}"
+    );
     let nokey = dir.path().join("nokey.json");
-    std::fs::write(&nokey, "{\"type\": \"service_account\", \"client_email\": \"x@y\"}").unwrap();
-    let e = request("GMAILAPI-S3-ZIP", &nokey, &gsrv.url(), &tok.google_url(), GMAIL_USER).unwrap_err();
+    std::fs::write(
+        &nokey,
+        "{\"type\": \"service_account\", \"client_email\": \"x@y\"}",
+    )
+    .unwrap();
+    let e = request(
+        "GMAILAPI-S3-ZIP",
+        &nokey,
+        &gsrv.url(),
+        &tok.google_url(),
+        GMAIL_USER,
+    )
+    .unwrap_err();
     assert!(e.contains("`private_key` is missing"), "{e}");
-    let e = request("GMAILAPI-S3-ZIP", &google_key_file(), "ftp://x", &tok.google_url(), GMAIL_USER).unwrap_err();
+    let e = request(
+        "GMAILAPI-S3-ZIP",
+        &google_key_file(),
+        "ftp://x",
+        &tok.google_url(),
+        GMAIL_USER,
+    )
+    .unwrap_err();
     assert!(e.contains("Source API URL"), "{e}");
 
     let secret_key = std::fs::read_to_string(google_key_file()).unwrap();
-    let key_line = secret_key.lines().find(|l| l.contains("MII")).unwrap_or("MII").to_string();
+    let key_line = secret_key
+        .lines()
+        .find(|l| l.contains("MII"))
+        .unwrap_or("MII")
+        .to_string();
     let check = |e: &legacyflo_core::Error, want: &str| {
         let s = format!("{e} {e:?}");
         assert!(s.contains(want), "{s}");
-        assert!(!s.contains(&key_line[..20.min(key_line.len())]) && !s.contains("test-client-secret-value"), "secret in {s}");
+        assert!(
+            !s.contains(&key_line[..20.min(key_line.len())])
+                && !s.contains("test-client-secret-value"),
+            "secret in {s}"
+        );
         assert_eq!(e.kind(), ErrorKind::Unauthenticated, "{s}");
     };
 
     // A key that is not the service account's: Google refuses the signature.
-    let r = request("GMAILAPI-S3-ZIP", &google_wrong_key_file(), &gsrv.url(), &tok.google_url(), GMAIL_USER).unwrap();
+    let r = request(
+        "GMAILAPI-S3-ZIP",
+        &google_wrong_key_file(),
+        &gsrv.url(),
+        &tok.google_url(),
+        GMAIL_USER,
+    )
+    .unwrap();
     let src = legacyflo_sources::open_source(&r).unwrap();
-    check(&src.list_folders().await.unwrap_err(), "Invalid JWT Signature");
+    check(
+        &src.list_folders().await.unwrap_err(),
+        "Invalid JWT Signature",
+    );
 
     // A mailbox outside the delegation.
-    let r = request("GMAILAPI-S3-ZIP", &google_key_file(), &gsrv.url(), &tok.google_url(), "mallory@example.test").unwrap();
+    let r = request(
+        "GMAILAPI-S3-ZIP",
+        &google_key_file(),
+        &gsrv.url(),
+        &tok.google_url(),
+        "mallory@example.test",
+    )
+    .unwrap();
     let src = legacyflo_sources::open_source(&r).unwrap();
-    check(&src.list_folders().await.unwrap_err(), "unauthorized_client");
+    check(
+        &src.list_folders().await.unwrap_err(),
+        "unauthorized_client",
+    );
 
     // A wrong tenant.
     let wrong = dir.path().join("wrong-tenant.json");
-    std::fs::write(&wrong, std::fs::read_to_string(microsoft_app_file()).unwrap().replace("11111111-2222", "99999999-2222")).unwrap();
-    let r = request("M365API-S3-ZIP", &wrong, &msrv.url(), &tok.microsoft_authority(), GRAPH_USER).unwrap();
+    std::fs::write(
+        &wrong,
+        std::fs::read_to_string(microsoft_app_file())
+            .unwrap()
+            .replace("11111111-2222", "99999999-2222"),
+    )
+    .unwrap();
+    let r = request(
+        "M365API-S3-ZIP",
+        &wrong,
+        &msrv.url(),
+        &tok.microsoft_authority(),
+        GRAPH_USER,
+    )
+    .unwrap();
     let src = legacyflo_sources::open_source(&r).unwrap();
     check(&src.list_folders().await.unwrap_err(), "AADSTS90002");
 
     // Revoked mid-run: the token in hand works until it expires, then the refresh fails.
     tok.state.lifetime_secs.store(1, Ordering::SeqCst);
-    let r = request("M365API-S3-ZIP", &microsoft_app_file(), &msrv.url(), &tok.microsoft_authority(), GRAPH_USER).unwrap();
+    let r = request(
+        "M365API-S3-ZIP",
+        &microsoft_app_file(),
+        &msrv.url(),
+        &tok.microsoft_authority(),
+        GRAPH_USER,
+    )
+    .unwrap();
     let src = legacyflo_sources::open_source(&r).unwrap();
     assert!(!src.list_folders().await.unwrap().is_empty());
     tok.state.revoked.store(true, Ordering::SeqCst);
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let (res, _) = run_all(src).await;
-    check(res.error.as_ref().expect("a revoked app must fail"), "invalid_client");
+    check(
+        res.error.as_ref().expect("a revoked app must fail"),
+        "invalid_client",
+    );
+}
+
+/// The local Google endpoint checks signature, iss, sub, scope, aud and exp: an assertion
+/// wrong in any one of them is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn google_token_endpoint_verifies_every_claim() {
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+    let tok = tokens().await;
+    let key_json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(google_key_file()).unwrap()).unwrap();
+    let good_key = key_json["private_key"].as_str().unwrap().to_string();
+    let other: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(google_wrong_key_file()).unwrap()).unwrap();
+    let bad_key = other["private_key"].as_str().unwrap().to_string();
+    let now = chrono::Utc::now().timestamp();
+    let claims = |iss: &str, sub: &str, scope: &str, aud: &str, exp: i64| serde_json::json!({"iss": iss, "sub": sub, "scope": scope, "aud": aud, "iat": now - 10, "exp": exp});
+    let iss = legacyflo_testkit::cloud::token::ids::GOOGLE_CLIENT_EMAIL;
+    let aud = tok.google_url();
+    let cases = [
+        (
+            "good",
+            good_key.as_str(),
+            claims(
+                iss,
+                GMAIL_USER,
+                oauth::SCOPE_GMAIL_READONLY,
+                &aud,
+                now + 3600,
+            ),
+            None,
+        ),
+        (
+            "signature",
+            bad_key.as_str(),
+            claims(
+                iss,
+                GMAIL_USER,
+                oauth::SCOPE_GMAIL_READONLY,
+                &aud,
+                now + 3600,
+            ),
+            Some("Invalid JWT Signature"),
+        ),
+        (
+            "iss",
+            good_key.as_str(),
+            claims(
+                "x@y.iam.gserviceaccount.com",
+                GMAIL_USER,
+                oauth::SCOPE_GMAIL_READONLY,
+                &aud,
+                now + 3600,
+            ),
+            Some("issuer"),
+        ),
+        (
+            "sub",
+            good_key.as_str(),
+            claims(
+                iss,
+                "eve@example.test",
+                oauth::SCOPE_GMAIL_READONLY,
+                &aud,
+                now + 3600,
+            ),
+            Some("unauthorized_client"),
+        ),
+        (
+            "scope",
+            good_key.as_str(),
+            claims(
+                iss,
+                GMAIL_USER,
+                "https://www.googleapis.com/auth/drive",
+                &aud,
+                now + 3600,
+            ),
+            Some("invalid_scope"),
+        ),
+        (
+            "aud",
+            good_key.as_str(),
+            claims(
+                iss,
+                GMAIL_USER,
+                oauth::SCOPE_GMAIL_READONLY,
+                "https://oauth2.googleapis.com/token",
+                now + 3600,
+            ),
+            Some("audience"),
+        ),
+        (
+            "exp",
+            good_key.as_str(),
+            claims(iss, GMAIL_USER, oauth::SCOPE_GMAIL_READONLY, &aud, now - 5),
+            Some("short-lived"),
+        ),
+    ];
+    let http = reqwest::Client::new();
+    for (case, key, c, want) in cases {
+        let jwt = jsonwebtoken::encode(
+            &Header::new(Algorithm::RS256),
+            &c,
+            &EncodingKey::from_rsa_pem(key.as_bytes()).unwrap(),
+        )
+        .unwrap();
+        let resp = http
+            .post(tok.google_url())
+            .form(&[
+                ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+                ("assertion", jwt.as_str()),
+            ])
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let body = resp.text().await.unwrap();
+        match want {
+            None => assert!(
+                status.is_success() && body.contains("access_token"),
+                "[{case}] {status} {body}"
+            ),
+            Some(w) => assert!(
+                !status.is_success() && body.contains(w),
+                "[{case}] {status} {body}"
+            ),
+        }
+    }
+    // The Microsoft endpoint: tenant, client, secret and scope.
+    let form = |tenant: &str, client: &str, secret: &str, scope: &str| {
+        let url = format!("{}/{tenant}/oauth2/v2.0/token", tok.microsoft_authority());
+        let f = vec![
+            ("grant_type".to_string(), "client_credentials".to_string()),
+            ("client_id".to_string(), client.to_string()),
+            ("client_secret".to_string(), secret.to_string()),
+            ("scope".to_string(), scope.to_string()),
+        ];
+        (url, f)
+    };
+    use legacyflo_testkit::cloud::token::ids::*;
+    for (case, (url, f), want) in [
+        (
+            "good",
+            form(
+                MS_TENANT,
+                MS_CLIENT_ID,
+                MS_CLIENT_SECRET,
+                oauth::SCOPE_GRAPH,
+            ),
+            None,
+        ),
+        (
+            "tenant",
+            form(
+                "contoso.test",
+                MS_CLIENT_ID,
+                MS_CLIENT_SECRET,
+                oauth::SCOPE_GRAPH,
+            ),
+            Some("AADSTS90002"),
+        ),
+        (
+            "client",
+            form(MS_TENANT, "nope", MS_CLIENT_SECRET, oauth::SCOPE_GRAPH),
+            Some("AADSTS700016"),
+        ),
+        (
+            "secret",
+            form(MS_TENANT, MS_CLIENT_ID, "wrong", oauth::SCOPE_GRAPH),
+            Some("AADSTS7000215"),
+        ),
+        (
+            "scope",
+            form(MS_TENANT, MS_CLIENT_ID, MS_CLIENT_SECRET, "Mail.Read"),
+            Some("AADSTS1002012"),
+        ),
+    ] {
+        let resp = http.post(url).form(&f).send().await.unwrap();
+        let status = resp.status();
+        let body = resp.text().await.unwrap();
+        match want {
+            None => assert!(
+                status.is_success() && body.contains("access_token"),
+                "[{case}] {status} {body}"
+            ),
+            Some(w) => assert!(
+                !status.is_success() && body.contains(w),
+                "[{case}] {status} {body}"
+            ),
+        }
+    }
 }

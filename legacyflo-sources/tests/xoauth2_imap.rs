@@ -44,20 +44,36 @@ async fn xoauth2_login_with_service_account_tokens_refreshed_mid_run() {
         api_url: None,
         token_url: Some(tok.google_url()),
     };
-    let cache = oauth::token_cache(&auth, user, oauth::SCOPE_GMAIL_IMAP, oauth::http_client().unwrap()).unwrap();
+    let cache = oauth::token_cache(
+        &auth,
+        user,
+        oauth::SCOPE_GMAIL_IMAP,
+        oauth::http_client().unwrap(),
+    )
+    .unwrap();
     let mut connect = ConnectOptions::new(
         server.host.clone(),
         server.port,
-        Credentials::XOAuth2 { user: user.into(), provider: cache.clone() },
+        Credentials::XOAuth2 {
+            user: user.into(),
+            provider: cache.clone(),
+        },
     );
     connect.tls = TlsMode::None;
     let source = ImapSource::new(ImapSourceOptions::new(connect.clone(), ImapPreset::Generic));
     let folders = source.list_folders().await.unwrap();
-    assert!(folders.iter().any(|f| f.path.join("/") == "Archiv"), "{folders:?}");
+    assert!(
+        folders.iter().any(|f| f.path.join("/") == "Archiv"),
+        "{folders:?}"
+    );
     let sink = MemorySink::new();
-    let res = Engine::new("GMAILOAUTH-S3-ZIP", std::sync::Arc::new(source), Box::new(sink.clone()))
-        .run()
-        .await;
+    let res = Engine::new(
+        "GMAILOAUTH-S3-ZIP",
+        std::sync::Arc::new(source),
+        Box::new(sink.clone()),
+    )
+    .run()
+    .await;
     assert!(res.error.is_none(), "{:?}", res.error);
     assert_eq!(sink.committed().len(), 40);
 
@@ -72,13 +88,26 @@ async fn xoauth2_login_with_service_account_tokens_refreshed_mid_run() {
         assert!(!s.list_folders().await.unwrap().is_empty());
     }
     // One for each login: the first after the invalidation, the second after expiry.
-    assert!(tok.issued() >= before + 2, "tokens were not renewed: {} then {}", before, tok.issued());
+    assert!(
+        tok.issued() >= before + 2,
+        "tokens were not renewed: {} then {}",
+        before,
+        tok.issued()
+    );
 
     // A token for another mailbox is refused by Dovecot with a clear error.
-    let other = oauth::token_cache(&auth, "someoneelse", oauth::SCOPE_GMAIL_IMAP, oauth::http_client().unwrap());
+    let other = oauth::token_cache(
+        &auth,
+        "someoneelse",
+        oauth::SCOPE_GMAIL_IMAP,
+        oauth::http_client().unwrap(),
+    );
     // `someoneelse` is not delegated: the token endpoint refuses, naming the reason.
     let mut c2 = connect.clone();
-    c2.credentials = Credentials::XOAuth2 { user: user.into(), provider: other.unwrap() };
+    c2.credentials = Credentials::XOAuth2 {
+        user: user.into(),
+        provider: other.unwrap(),
+    };
     let err = ImapSource::new(ImapSourceOptions::new(c2, ImapPreset::Generic))
         .list_folders()
         .await
@@ -91,7 +120,10 @@ async fn xoauth2_login_with_service_account_tokens_refreshed_mid_run() {
 fn oauth_request_types_build_xoauth2_imap_sources() {
     for (kind, file) in [
         ("GMAILOAUTH-S3-ZIP", google_key_file()),
-        ("O365-S3-PST", legacyflo_testkit::cloud::token::microsoft_app_file()),
+        (
+            "O365-S3-PST",
+            legacyflo_testkit::cloud::token::microsoft_app_file(),
+        ),
     ] {
         let p = Params::new()
             .with(Field::Type, kind)
@@ -111,5 +143,8 @@ fn oauth_request_types_build_xoauth2_imap_sources() {
         .with(Field::SourceUser, "alice")
         .with(Field::DestUrl, "/tmp/legacyflo-xoauth2-test/");
     let e = Request::from_params(&p).unwrap_err().to_string();
-    assert!(e.contains("Source Credentials File (--source-credentials): missing"), "{e}");
+    assert!(
+        e.contains("Source Credentials File (--source-credentials): missing"),
+        "{e}"
+    );
 }

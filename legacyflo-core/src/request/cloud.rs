@@ -47,7 +47,10 @@ impl fmt::Debug for CloudCredentials {
                 tenant_id,
                 client_id,
                 ..
-            } => write!(f, "MicrosoftApp(tenant {tenant_id}, client {client_id}, secret ***)"),
+            } => write!(
+                f,
+                "MicrosoftApp(tenant {tenant_id}, client {client_id}, secret ***)"
+            ),
         }
     }
 }
@@ -88,7 +91,9 @@ fn parse_url(params: &Params, field: Field, errs: &mut RequestErrors) -> Option<
         .strip_prefix("https://")
         .or_else(|| v.strip_prefix("http://"));
     match rest {
-        Some(host) if !host.is_empty() && !host.starts_with('/') && !v.contains(char::is_whitespace) => {
+        Some(host)
+            if !host.is_empty() && !host.starts_with('/') && !v.contains(char::is_whitespace) =>
+        {
             Some(v.trim_end_matches('/').to_string())
         }
         _ => {
@@ -157,7 +162,9 @@ pub fn parse_credentials(auth: AuthMethod, text: &str) -> Result<CloudCredential
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
             {
-                return Err(format!("`tenant_id` `{tenant_id}` is not a tenant id or domain"));
+                return Err(format!(
+                    "`tenant_id` `{tenant_id}` is not a tenant id or domain"
+                ));
             }
             let client_id = json_str(&v, "client_id")
                 .ok_or_else(|| missing("client_id", "the application (client) id"))?;
@@ -202,7 +209,10 @@ pub(super) fn parse_cloud_auth(
     let text = match secrets.file(Path::new(path)) {
         Ok(t) => t,
         Err(e) => {
-            errs.push(Field::SourceCredentials, format!("cannot read `{path}`: {e}"));
+            errs.push(
+                Field::SourceCredentials,
+                format!("cannot read `{path}`: {e}"),
+            );
             return None;
         }
     };

@@ -67,7 +67,8 @@ fn gmail_preset_defaults_server_and_login_uses_domain() {
     let Ok(r) = r else { panic!("{r:?}") };
     let SourceSpec::Imap {
         endpoint, preset, ..
-    } = &r.source else {
+    } = &r.source
+    else {
         panic!("not imap")
     };
     assert_eq!(*preset, ImapPreset::Gmail);

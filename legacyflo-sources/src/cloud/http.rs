@@ -76,7 +76,11 @@ impl ApiStats {
 
 /// Parses `Retry-After`: delta-seconds or an HTTP date.
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    let v = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
     if let Ok(s) = v.parse::<f64>() {
         return (s.is_finite() && s >= 0.0).then(|| Duration::from_secs_f64(s.min(3600.0)));
     }
@@ -243,10 +247,7 @@ impl ApiClient {
         retry_after: Option<Duration>,
     ) -> Error {
         let mut e = Error::backend(self.backend, kind, format!("{what}: {message}"));
-        if let Error::Backend {
-            retry_after: r, ..
-        } = &mut e
-        {
+        if let Error::Backend { retry_after: r, .. } = &mut e {
             *r = retry_after;
         }
         e

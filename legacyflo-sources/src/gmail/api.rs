@@ -99,10 +99,7 @@ pub fn error_parts(status: StatusCode, body: &[u8]) -> (Vec<String>, String) {
                 "HTTP {}: {}{}",
                 status.as_u16(),
                 error.message.unwrap_or_default(),
-                error
-                    .status
-                    .map(|s| format!(" ({s})"))
-                    .unwrap_or_default()
+                error.status.map(|s| format!(" ({s})")).unwrap_or_default()
             );
             (reasons, text)
         }

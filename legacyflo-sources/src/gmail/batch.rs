@@ -136,7 +136,10 @@ mod tests {
 
     #[test]
     fn round_trip_of_the_documented_shape() {
-        let req = request_body("batch_x", &["/gmail/v1/users/me/messages/a?format=raw".into()]);
+        let req = request_body(
+            "batch_x",
+            &["/gmail/v1/users/me/messages/a?format=raw".into()],
+        );
         assert!(req.starts_with("--batch_x\r\nContent-Type: application/http\r\nContent-ID: <item1>\r\n\r\nGET /gmail/v1/users/me/messages/a?format=raw\r\n"));
         assert!(req.ends_with("--batch_x--\r\n"));
         let answer = Bytes::from_static(

@@ -303,7 +303,11 @@ impl GmailSource {
         let names: HashMap<&str, &str> = self
             .labels
             .get()
-            .map(|ls| ls.iter().map(|l| (l.id.as_str(), l.name.as_str())).collect())
+            .map(|ls| {
+                ls.iter()
+                    .map(|l| (l.id.as_str(), l.name.as_str()))
+                    .collect()
+            })
             .unwrap_or_default();
         let mut msg = Message::new(bytes, folder.clone(), m.id.clone());
         let has = |l: &str| m.label_ids.iter().any(|x| x == l);
@@ -530,4 +534,3 @@ impl Source for GmailSource {
         Ok(Box::pin(s))
     }
 }
-

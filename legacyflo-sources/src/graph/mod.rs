@@ -7,8 +7,8 @@
 mod api;
 mod source;
 
-use legacyflo_core::request::CloudAuth;
 use legacyflo_core::Result;
+use legacyflo_core::request::CloudAuth;
 
 pub use api::{MailFolder, MessageMeta, classify, error_text};
 pub use source::{GraphOptions, GraphSource, SKIPPED_FOLDERS};

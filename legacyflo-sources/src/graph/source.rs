@@ -83,7 +83,9 @@ fn iso(t: DateTime<Utc>) -> String {
 }
 
 fn parse_time(s: Option<&str>) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s?).ok().map(|d| d.with_timezone(&Utc))
+    DateTime::parse_from_rfc3339(s?)
+        .ok()
+        .map(|d| d.with_timezone(&Utc))
 }
 
 fn protocol(what: &str, e: impl std::fmt::Display) -> Error {
@@ -293,13 +295,18 @@ impl Source for GraphSource {
         filter: &Filter,
         after: Option<&Position>,
     ) -> Result<MessageStream<'a>> {
-        let id = self.folder_map().await?.get(folder).cloned().ok_or_else(|| {
-            Error::backend(
-                "graph",
-                ErrorKind::NotFound,
-                format!("no folder `{folder}` in {}", self.opts.mailbox),
-            )
-        })?;
+        let id = self
+            .folder_map()
+            .await?
+            .get(folder)
+            .cloned()
+            .ok_or_else(|| {
+                Error::backend(
+                    "graph",
+                    ErrorKind::NotFound,
+                    format!("no folder `{folder}` in {}", self.opts.mailbox),
+                )
+            })?;
         let after = after.map(|p| parse_position(p)).transpose()?;
         let since = match (&after, filter.since_instant()) {
             (Some((t, _)), Some(s)) => Some((*t).max(s)),

@@ -134,7 +134,10 @@ mod tests {
 
     #[tokio::test]
     async fn caches_refreshes_and_invalidates() {
-        let c = TokenCache::new(Arc::new(Counting(AtomicU64::new(0), Duration::from_secs(3600))));
+        let c = TokenCache::new(Arc::new(Counting(
+            AtomicU64::new(0),
+            Duration::from_secs(3600),
+        )));
         let (a, g) = c.token_with_generation().await.unwrap();
         assert_eq!(a.expose(), "t0");
         assert_eq!(c.token().await.unwrap().expose(), "t0");
@@ -146,7 +149,10 @@ mod tests {
         assert!(!format!("{c:?}").contains("t1"));
 
         // A 200 ms token is replaced once 180 ms have passed.
-        let c = TokenCache::new(Arc::new(Counting(AtomicU64::new(0), Duration::from_millis(200))));
+        let c = TokenCache::new(Arc::new(Counting(
+            AtomicU64::new(0),
+            Duration::from_millis(200),
+        )));
         assert_eq!(c.token().await.unwrap().expose(), "t0");
         tokio::time::sleep(Duration::from_millis(190)).await;
         assert_eq!(c.token().await.unwrap().expose(), "t1");

@@ -55,7 +55,9 @@ impl MicrosoftApp {
                     .into(),
             ));
         };
-        let authority = authority.unwrap_or(MICROSOFT_AUTHORITY).trim_end_matches('/');
+        let authority = authority
+            .unwrap_or(MICROSOFT_AUTHORITY)
+            .trim_end_matches('/');
         let token_url = format!("{authority}/{tenant_id}/oauth2/v2.0/token");
         let url = TokenUrl::new(token_url.clone())
             .map_err(|e| OAuthError::Credentials(format!("token URL `{token_url}`: {e}")))?;
@@ -105,10 +107,7 @@ impl TokenFetcher for MicrosoftApp {
                 // A 5xx page or a proxy's answer is not a token response.
                 Err(OAuthError::Transport {
                     endpoint: self.token_url.clone(),
-                    message: format!(
-                        "answer is not a token response ({} bytes)",
-                        body.len()
-                    ),
+                    message: format!("answer is not a token response ({} bytes)", body.len()),
                 })
             }
             Err(RequestTokenError::Other(m)) => Err(OAuthError::Protocol {

@@ -124,5 +124,7 @@ pub fn open_xoauth2_imap_source(
             provider: tokens,
         },
     )?;
-    Ok(imap::ImapSource::new(ImapSourceOptions::new(connect, preset)))
+    Ok(imap::ImapSource::new(ImapSourceOptions::new(
+        connect, preset,
+    )))
 }

@@ -122,14 +122,24 @@ pub async fn gmail_server(
     messages: &[Message],
     extra_labels: &[(usize, &str)],
 ) -> GmailServer {
-    let mut labels: Vec<Label> = ["INBOX", "SENT", "DRAFT", "SPAM", "TRASH", "UNREAD", "STARRED", "IMPORTANT", "CATEGORY_PERSONAL"]
-        .iter()
-        .map(|id| Label {
-            id: id.to_string(),
-            name: id.to_string(),
-            system: true,
-        })
-        .collect();
+    let mut labels: Vec<Label> = [
+        "INBOX",
+        "SENT",
+        "DRAFT",
+        "SPAM",
+        "TRASH",
+        "UNREAD",
+        "STARRED",
+        "IMPORTANT",
+        "CATEGORY_PERSONAL",
+    ]
+    .iter()
+    .map(|id| Label {
+        id: id.to_string(),
+        name: id.to_string(),
+        system: true,
+    })
+    .collect();
     let mut user_ids: BTreeMap<String, String> = BTreeMap::new();
     let mut label_id = |name: &str, labels: &mut Vec<Label>| -> String {
         if let Some(id) = user_ids.get(name) {
@@ -204,7 +214,12 @@ pub async fn gmail_server(
 }
 
 /// A Gmail error answer (`{"error":{"code","message","errors":[…],"status"}}`).
-fn error(status: StatusCode, reason: &str, message: &str, rpc: &str) -> (StatusCode, Vec<(String, String)>, Value) {
+fn error(
+    status: StatusCode,
+    reason: &str,
+    message: &str,
+    rpc: &str,
+) -> (StatusCode, Vec<(String, String)>, Value) {
     (
         status,
         Vec::new(),
@@ -247,9 +262,16 @@ impl GmailState {
                 "UNAUTHENTICATED",
             ));
         }
-        let sub = verify_bearer(auth, SCOPE).map(|c| c.sub).unwrap_or_default();
+        let sub = verify_bearer(auth, SCOPE)
+            .map(|c| c.sub)
+            .unwrap_or_default();
         if user != "me" && user != self.config.user || sub != self.config.user {
-            return Err(error(StatusCode::FORBIDDEN, "forbidden", "Delegation denied for the requested user.", "PERMISSION_DENIED"));
+            return Err(error(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "Delegation denied for the requested user.",
+                "PERMISSION_DENIED",
+            ));
         }
         let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
         if self.config.throttle_every > 0
@@ -257,7 +279,12 @@ impl GmailState {
             && self.injected.fetch_add(1, Ordering::SeqCst) < self.config.throttle_max
         {
             self.counters.throttled.fetch_add(1, Ordering::SeqCst);
-            let mut a = error(StatusCode::TOO_MANY_REQUESTS, "rateLimitExceeded", "Resource has been exhausted (e.g. check quota).", "RESOURCE_EXHAUSTED");
+            let mut a = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rateLimitExceeded",
+                "Resource has been exhausted (e.g. check quota).",
+                "RESOURCE_EXHAUSTED",
+            );
             a.1.push(("retry-after".into(), "1".into()));
             return Err(a);
         }
@@ -279,7 +306,11 @@ impl GmailState {
 
     fn get_message(&self, id: &str, format: Option<&str>) -> Answer {
         let Some(&i) = self.by_id.get(id) else {
-            return (StatusCode::NOT_FOUND, Vec::new(), json!({"error": {"code": 404, "message": "Requested entity was not found.", "errors": [{"message": "Requested entity was not found.", "domain": "global", "reason": "notFound"}], "status": "NOT_FOUND"}}));
+            return (
+                StatusCode::NOT_FOUND,
+                Vec::new(),
+                json!({"error": {"code": 404, "message": "Requested entity was not found.", "errors": [{"message": "Requested entity was not found.", "domain": "global", "reason": "notFound"}], "status": "NOT_FOUND"}}),
+            );
         };
         let s = &self.messages[i];
         let mut v = json!({
@@ -302,7 +333,11 @@ fn auth_of(h: &HeaderMap) -> Option<&str> {
     h.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())
 }
 
-async fn labels_list(State(st): State<Arc<GmailState>>, Path(user): Path<String>, h: HeaderMap) -> Response {
+async fn labels_list(
+    State(st): State<Arc<GmailState>>,
+    Path(user): Path<String>,
+    h: HeaderMap,
+) -> Response {
     if let Err(a) = st.admit(auth_of(&h), &user, 1).await {
         return into_response(a);
     }
@@ -325,7 +360,9 @@ fn parse_q(q: &str) -> Result<(Option<i64>, Option<i64>), String> {
     let mut after = None;
     let mut before = None;
     for term in q.split_whitespace() {
-        let (k, v) = term.split_once(':').ok_or(format!("unsupported term `{term}`"))?;
+        let (k, v) = term
+            .split_once(':')
+            .ok_or(format!("unsupported term `{term}`"))?;
         let t = v.parse::<i64>().ok().or_else(|| {
             chrono::NaiveDate::parse_from_str(v, "%Y/%m/%d")
                 .ok()
@@ -352,18 +389,40 @@ async fn messages_list(
         return into_response(a);
     }
     let get = |k: &str| q.iter().find(|(a, _)| a == k).map(|(_, v)| v.as_str());
-    let labels: Vec<&str> = q.iter().filter(|(a, _)| a == "labelIds").map(|(_, v)| v.as_str()).collect();
+    let labels: Vec<&str> = q
+        .iter()
+        .filter(|(a, _)| a == "labelIds")
+        .map(|(_, v)| v.as_str())
+        .collect();
     let include_spam_trash = get("includeSpamTrash") == Some("true");
-    let max = get("maxResults").and_then(|v| v.parse::<usize>().ok()).unwrap_or(100).clamp(1, 500).min(st.config.max_page);
+    let max = get("maxResults")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(100)
+        .clamp(1, 500)
+        .min(st.config.max_page);
     let start = get("pageToken").map(|t| t.strip_prefix("p").and_then(|n| n.parse::<usize>().ok()));
     let start = match start {
         None => 0,
         Some(Some(n)) => n,
-        Some(None) => return into_response(error(StatusCode::BAD_REQUEST, "invalidArgument", "Invalid pageToken", "INVALID_ARGUMENT")),
+        Some(None) => {
+            return into_response(error(
+                StatusCode::BAD_REQUEST,
+                "invalidArgument",
+                "Invalid pageToken",
+                "INVALID_ARGUMENT",
+            ));
+        }
     };
     let (after, before) = match parse_q(get("q").unwrap_or("")) {
         Ok(w) => w,
-        Err(e) => return into_response(error(StatusCode::BAD_REQUEST, "invalidArgument", &e, "INVALID_ARGUMENT")),
+        Err(e) => {
+            return into_response(error(
+                StatusCode::BAD_REQUEST,
+                "invalidArgument",
+                &e,
+                "INVALID_ARGUMENT",
+            ));
+        }
     };
     let matching: Vec<&Stored> = st
         .messages
@@ -420,7 +479,8 @@ fn batch_requests(body: &str, boundary: &str) -> Vec<(Option<String>, String)> {
         let (head, rest) = part.split_once("\r\n\r\n").unwrap_or((part, ""));
         let cid = head.lines().find_map(|l| {
             let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-id").then(|| v.trim().trim_matches(|c| c == '<' || c == '>').to_string())
+            k.eq_ignore_ascii_case("content-id")
+                .then(|| v.trim().trim_matches(|c| c == '<' || c == '>').to_string())
         });
         let line = rest.lines().next().unwrap_or("").trim().to_string();
         out.push((cid, line));
@@ -429,29 +489,58 @@ fn batch_requests(body: &str, boundary: &str) -> Vec<(Option<String>, String)> {
 }
 
 async fn batch(State(st): State<Arc<GmailState>>, h: HeaderMap, body: Bytes) -> Response {
-    let ct = h.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let Some(boundary) = ct.starts_with("multipart/mixed").then(|| boundary_of(ct)).flatten() else {
-        return into_response(error(StatusCode::BAD_REQUEST, "badRequest", "Batch request must be multipart/mixed with a boundary.", "INVALID_ARGUMENT"));
+    let ct = h
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let Some(boundary) = ct
+        .starts_with("multipart/mixed")
+        .then(|| boundary_of(ct))
+        .flatten()
+    else {
+        return into_response(error(
+            StatusCode::BAD_REQUEST,
+            "badRequest",
+            "Batch request must be multipart/mixed with a boundary.",
+            "INVALID_ARGUMENT",
+        ));
     };
     let text = String::from_utf8_lossy(&body);
     let reqs = batch_requests(&text, &boundary);
     if reqs.len() > 50 {
-        return into_response(error(StatusCode::BAD_REQUEST, "badRequest", &format!("Inner request count exceeds the limit. Inner request count: {}, Limit: 50", reqs.len()), "INVALID_ARGUMENT"));
+        return into_response(error(
+            StatusCode::BAD_REQUEST,
+            "badRequest",
+            &format!(
+                "Inner request count exceeds the limit. Inner request count: {}, Limit: 50",
+                reqs.len()
+            ),
+            "INVALID_ARGUMENT",
+        ));
     }
-    let out_boundary = format!("batch_{}", chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0));
+    let out_boundary = format!(
+        "batch_{}",
+        chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
+    );
     let mut out = String::new();
     for (n, (cid, line)) in reqs.iter().enumerate() {
-        let answer = match line.strip_prefix("GET ").map(|r| r.split_whitespace().next().unwrap_or("")) {
+        let answer = match line
+            .strip_prefix("GET ")
+            .map(|r| r.split_whitespace().next().unwrap_or(""))
+        {
             Some(target) => {
                 let (path, query) = target.split_once('?').unwrap_or((target, ""));
                 let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
                 match segs.as_slice() {
                     ["gmail", "v1", "users", user, "messages", id] => {
-                        let user = urlencoding::decode(user).map(|c| c.into_owned()).unwrap_or_default();
+                        let user = urlencoding::decode(user)
+                            .map(|c| c.into_owned())
+                            .unwrap_or_default();
                         match st.admit(auth_of(&h), &user, 5).await {
                             Err(a) => a,
                             Ok(()) => {
-                                let format = query.split('&').find_map(|kv| kv.strip_prefix("format="));
+                                let format =
+                                    query.split('&').find_map(|kv| kv.strip_prefix("format="));
                                 st.get_message(id, format)
                             }
                         }
@@ -459,7 +548,12 @@ async fn batch(State(st): State<Arc<GmailState>>, h: HeaderMap, body: Bytes) -> 
                     _ => error(StatusCode::NOT_FOUND, "notFound", "Not Found", "NOT_FOUND"),
                 }
             }
-            None => error(StatusCode::BAD_REQUEST, "badRequest", "Only GET inner requests are served here.", "INVALID_ARGUMENT"),
+            None => error(
+                StatusCode::BAD_REQUEST,
+                "badRequest",
+                "Only GET inner requests are served here.",
+                "INVALID_ARGUMENT",
+            ),
         };
         let (status, headers, json) = answer;
         let cid = cid.clone().unwrap_or_else(|| format!("item{}", n + 1));
@@ -477,7 +571,10 @@ async fn batch(State(st): State<Arc<GmailState>>, h: HeaderMap, body: Bytes) -> 
     out.push_str(&format!("--{out_boundary}--\r\n"));
     Response::builder()
         .status(StatusCode::OK)
-        .header(header::CONTENT_TYPE, format!("multipart/mixed; boundary={out_boundary}"))
+        .header(
+            header::CONTENT_TYPE,
+            format!("multipart/mixed; boundary={out_boundary}"),
+        )
         .body(Body::from(out))
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }

@@ -106,7 +106,11 @@ impl GraphServer {
 
 /// Starts a server holding `messages` in their folders (a folder per path segment, made
 /// as needed; `extra_folders` adds empty ones, e.g. `Calendar`).
-pub async fn graph_server(config: GraphConfig, messages: &[Message], extra_folders: &[&str]) -> GraphServer {
+pub async fn graph_server(
+    config: GraphConfig,
+    messages: &[Message],
+    extra_folders: &[&str],
+) -> GraphServer {
     let mut folders: Vec<Folder> = Vec::new();
     let mut ids: HashMap<FolderPath, String> = HashMap::new();
     let mut ensure = |path: &FolderPath, folders: &mut Vec<Folder>| -> String {
@@ -118,7 +122,11 @@ pub async fn graph_server(config: GraphConfig, messages: &[Message], extra_folde
                 .entry(cur.clone())
                 .or_insert_with(|| {
                     let id = format!("AAMkAGFolder{:04}=", folders.len() + 1);
-                    folders.push(Folder { id: id.clone(), name: seg.clone(), parent: parent.clone() });
+                    folders.push(Folder {
+                        id: id.clone(),
+                        name: seg.clone(),
+                        parent: parent.clone(),
+                    });
                     id
                 })
                 .clone();
@@ -143,7 +151,11 @@ pub async fn graph_server(config: GraphConfig, messages: &[Message], extra_folde
             flags: m.flags.clone(),
         });
     }
-    let by_id = stored.iter().enumerate().map(|(i, m)| (m.id.clone(), i)).collect();
+    let by_id = stored
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.id.clone(), i))
+        .collect();
     let state = Arc::new(GraphState {
         window: Mutex::new(Window::new(config.requests_per_window, config.window)),
         config,
@@ -159,9 +171,18 @@ pub async fn graph_server(config: GraphConfig, messages: &[Message], extra_folde
     });
     let app = Router::new()
         .route("/v1.0/users/{user}/mailFolders", get(top_folders))
-        .route("/v1.0/users/{user}/mailFolders/{id}/childFolders", get(child_folders))
-        .route("/v1.0/users/{user}/mailFolders/{id}/messages", get(folder_messages))
-        .route("/v1.0/users/{user}/messages/{id}/{value}", get(message_value))
+        .route(
+            "/v1.0/users/{user}/mailFolders/{id}/childFolders",
+            get(child_folders),
+        )
+        .route(
+            "/v1.0/users/{user}/mailFolders/{id}/messages",
+            get(folder_messages),
+        )
+        .route(
+            "/v1.0/users/{user}/messages/{id}/{value}",
+            get(message_value),
+        )
         .with_state(state.clone());
     let running = serve(app).await;
     let _ = state.base.set(format!("{}/v1.0", running.base));
@@ -171,11 +192,13 @@ pub async fn graph_server(config: GraphConfig, messages: &[Message], extra_folde
 fn graph_error(status: StatusCode, code: &str, message: &str) -> Response {
     (
         status,
-        Json(json!({"error": {"code": code, "message": message, "innerError": {
-            "date": Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
-            "request-id": "00000000-0000-0000-0000-000000000000",
-            "client-request-id": "00000000-0000-0000-0000-000000000000",
-        }}})),
+        Json(
+            json!({"error": {"code": code, "message": message, "innerError": {
+                "date": Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
+                "request-id": "00000000-0000-0000-0000-000000000000",
+                "client-request-id": "00000000-0000-0000-0000-000000000000",
+            }}}),
+        ),
     )
         .into_response()
 }
@@ -206,10 +229,18 @@ impl GraphState {
             } else {
                 format!("Access token validation failure. {why}")
             };
-            return Err(graph_error(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", &msg));
+            return Err(graph_error(
+                StatusCode::UNAUTHORIZED,
+                "InvalidAuthenticationToken",
+                &msg,
+            ));
         }
         if !user.eq_ignore_ascii_case(&self.config.mailbox) {
-            return Err(graph_error(StatusCode::NOT_FOUND, "ErrorInvalidUser", &format!("The requested user '{user}' is invalid.")));
+            return Err(graph_error(
+                StatusCode::NOT_FOUND,
+                "ErrorInvalidUser",
+                &format!("The requested user '{user}' is invalid."),
+            ));
         }
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         let slot = Slot(&self.in_flight);
@@ -217,7 +248,11 @@ impl GraphState {
         if now > self.config.concurrency {
             self.counters.throttled.fetch_add(1, Ordering::SeqCst);
             return Err(with_retry_after(
-                graph_error(StatusCode::TOO_MANY_REQUESTS, "ApplicationThrottled", "Application is over its MailboxConcurrency limit."),
+                graph_error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "ApplicationThrottled",
+                    "Application is over its MailboxConcurrency limit.",
+                ),
                 1,
             ));
         }
@@ -229,20 +264,32 @@ impl GraphState {
             if inject(self.config.throttle_every) {
                 self.counters.throttled.fetch_add(1, Ordering::SeqCst);
                 return Err(with_retry_after(
-                    graph_error(StatusCode::TOO_MANY_REQUESTS, "TooManyRequests", "Too many requests."),
+                    graph_error(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "TooManyRequests",
+                        "Too many requests.",
+                    ),
                     1,
                 ));
             }
             self.counters.failed.fetch_add(1, Ordering::SeqCst);
             return Err(with_retry_after(
-                graph_error(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", "Service is temporarily unavailable."),
+                graph_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "ServiceUnavailable",
+                    "Service is temporarily unavailable.",
+                ),
                 1,
             ));
         }
         if let Err(wait) = self.window.lock().await.try_spend(1) {
             self.counters.throttled.fetch_add(1, Ordering::SeqCst);
             return Err(with_retry_after(
-                graph_error(StatusCode::TOO_MANY_REQUESTS, "ApplicationThrottled", "Application is over its MailboxRequests limit."),
+                graph_error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "ApplicationThrottled",
+                    "Application is over its MailboxRequests limit.",
+                ),
                 wait.as_secs_f64().ceil().max(1.0) as u64,
             ));
         }
@@ -254,7 +301,11 @@ impl GraphState {
     }
 
     fn folder_json(&self, f: &Folder) -> Value {
-        let children = self.folders.iter().filter(|c| c.parent.as_deref() == Some(&f.id)).count();
+        let children = self
+            .folders
+            .iter()
+            .filter(|c| c.parent.as_deref() == Some(&f.id))
+            .count();
         let total = self.folder_of.values().filter(|v| **v == f.id).count();
         json!({
             "id": f.id, "displayName": f.name,
@@ -264,23 +315,55 @@ impl GraphState {
         })
     }
 
-    fn folder_page(&self, user: &str, parent: Option<&str>, q: &HashMap<String, String>, path: &str) -> Response {
-        let list: Vec<&Folder> = self.folders.iter().filter(|f| f.parent.as_deref() == parent).collect();
-        let top = q.get("$top").and_then(|v| v.parse::<usize>().ok()).unwrap_or(10).clamp(1, self.config.max_page);
-        let skip = q.get("$skip").and_then(|v| v.parse::<usize>().ok()).unwrap_or(0);
-        let value: Vec<Value> = list.iter().skip(skip).take(top).map(|f| self.folder_json(f)).collect();
+    fn folder_page(
+        &self,
+        user: &str,
+        parent: Option<&str>,
+        q: &HashMap<String, String>,
+        path: &str,
+    ) -> Response {
+        let list: Vec<&Folder> = self
+            .folders
+            .iter()
+            .filter(|f| f.parent.as_deref() == parent)
+            .collect();
+        let top = q
+            .get("$top")
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(10)
+            .clamp(1, self.config.max_page);
+        let skip = q
+            .get("$skip")
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(0);
+        let value: Vec<Value> = list
+            .iter()
+            .skip(skip)
+            .take(top)
+            .map(|f| self.folder_json(f))
+            .collect();
         let mut body = json!({
             "@odata.context": format!("{}/$metadata#users('{user}')/mailFolders", self.base()),
             "value": value,
         });
         if skip + top < list.len() {
-            body["@odata.nextLink"] = Value::String(format!("{}/users/{}/{path}?$top={top}&$skip={}", self.base(), urlencoding::encode(user), skip + top));
+            body["@odata.nextLink"] = Value::String(format!(
+                "{}/users/{}/{path}?$top={top}&$skip={}",
+                self.base(),
+                urlencoding::encode(user),
+                skip + top
+            ));
         }
         Json(body).into_response()
     }
 }
 
-async fn top_folders(State(st): State<Arc<GraphState>>, Path(user): Path<String>, Query(q): Query<HashMap<String, String>>, h: HeaderMap) -> Response {
+async fn top_folders(
+    State(st): State<Arc<GraphState>>,
+    Path(user): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    h: HeaderMap,
+) -> Response {
     let _slot = match st.admit(&h, &user).await {
         Ok(s) => s,
         Err(r) => return r,
@@ -288,15 +371,29 @@ async fn top_folders(State(st): State<Arc<GraphState>>, Path(user): Path<String>
     st.folder_page(&user, None, &q, "mailFolders")
 }
 
-async fn child_folders(State(st): State<Arc<GraphState>>, Path((user, id)): Path<(String, String)>, Query(q): Query<HashMap<String, String>>, h: HeaderMap) -> Response {
+async fn child_folders(
+    State(st): State<Arc<GraphState>>,
+    Path((user, id)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+    h: HeaderMap,
+) -> Response {
     let _slot = match st.admit(&h, &user).await {
         Ok(s) => s,
         Err(r) => return r,
     };
     if !st.folders.iter().any(|f| f.id == id) {
-        return graph_error(StatusCode::NOT_FOUND, "ErrorItemNotFound", "The specified object was not found in the store.");
+        return graph_error(
+            StatusCode::NOT_FOUND,
+            "ErrorItemNotFound",
+            "The specified object was not found in the store.",
+        );
     }
-    st.folder_page(&user, Some(&id), &q, &format!("mailFolders/{}/childFolders", urlencoding::encode(&id)))
+    st.folder_page(
+        &user,
+        Some(&id),
+        &q,
+        &format!("mailFolders/{}/childFolders", urlencoding::encode(&id)),
+    )
 }
 
 /// `receivedDateTime ge 2020-01-01T00:00:00Z and receivedDateTime lt …`.
@@ -310,28 +407,48 @@ fn parse_filter(f: &str) -> Result<Vec<(String, DateTime<Utc>)>, String> {
         if *prop != "receivedDateTime" || !matches!(*op, "ge" | "gt" | "le" | "lt") {
             return Err(format!("Unsupported filter clause: {clause}"));
         }
-        let t = DateTime::parse_from_rfc3339(value).map_err(|_| format!("Invalid date: {value}"))?;
+        let t =
+            DateTime::parse_from_rfc3339(value).map_err(|_| format!("Invalid date: {value}"))?;
         out.push((op.to_string(), t.with_timezone(&Utc)));
     }
     Ok(out)
 }
 
-async fn folder_messages(State(st): State<Arc<GraphState>>, Path((user, id)): Path<(String, String)>, Query(q): Query<HashMap<String, String>>, h: HeaderMap) -> Response {
+async fn folder_messages(
+    State(st): State<Arc<GraphState>>,
+    Path((user, id)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+    h: HeaderMap,
+) -> Response {
     let _slot = match st.admit(&h, &user).await {
         Ok(s) => s,
         Err(r) => return r,
     };
     if !st.folders.iter().any(|f| f.id == id) {
-        return graph_error(StatusCode::NOT_FOUND, "ErrorItemNotFound", "The specified object was not found in the store.");
+        return graph_error(
+            StatusCode::NOT_FOUND,
+            "ErrorItemNotFound",
+            "The specified object was not found in the store.",
+        );
     }
     let clauses = match q.get("$filter").map(|f| parse_filter(f)).transpose() {
         Ok(c) => c.unwrap_or_default(),
         Err(e) => return graph_error(StatusCode::BAD_REQUEST, "ErrorInvalidUrlQueryFilter", &e),
     };
     if let Some(o) = q.get("$orderby") {
-        let first = o.split(',').next().unwrap_or("").split_whitespace().next().unwrap_or("");
+        let first = o
+            .split(',')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .next()
+            .unwrap_or("");
         if first != "receivedDateTime" || clauses.is_empty() {
-            return graph_error(StatusCode::BAD_REQUEST, "InefficientFilter", "The restriction or sort order is too complex for this operation.");
+            return graph_error(
+                StatusCode::BAD_REQUEST,
+                "InefficientFilter",
+                "The restriction or sort order is too complex for this operation.",
+            );
         }
     }
     let mut list: Vec<&StoredMessage> = st
@@ -348,8 +465,15 @@ async fn folder_messages(State(st): State<Arc<GraphState>>, Path((user, id)): Pa
         })
         .collect();
     list.sort_by_key(|m| m.received);
-    let top = q.get("$top").and_then(|v| v.parse::<usize>().ok()).unwrap_or(10).clamp(1, st.config.max_page);
-    let skip = q.get("$skip").and_then(|v| v.parse::<usize>().ok()).unwrap_or(0);
+    let top = q
+        .get("$top")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(10)
+        .clamp(1, st.config.max_page);
+    let skip = q
+        .get("$skip")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0);
     let value: Vec<Value> = list
         .iter()
         .skip(skip)
@@ -388,16 +512,28 @@ async fn folder_messages(State(st): State<Arc<GraphState>>, Path((user, id)): Pa
     Json(body).into_response()
 }
 
-async fn message_value(State(st): State<Arc<GraphState>>, Path((user, id, value)): Path<(String, String, String)>, h: HeaderMap) -> Response {
+async fn message_value(
+    State(st): State<Arc<GraphState>>,
+    Path((user, id, value)): Path<(String, String, String)>,
+    h: HeaderMap,
+) -> Response {
     if value != "$value" {
-        return graph_error(StatusCode::BAD_REQUEST, "BadRequest", "Unsupported segment.");
+        return graph_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "Unsupported segment.",
+        );
     }
     let _slot = match st.admit(&h, &user).await {
         Ok(s) => s,
         Err(r) => return r,
     };
     let Some(&i) = st.by_id.get(&id) else {
-        return graph_error(StatusCode::NOT_FOUND, "ErrorItemNotFound", "The specified object was not found in the store.");
+        return graph_error(
+            StatusCode::NOT_FOUND,
+            "ErrorItemNotFound",
+            "The specified object was not found in the store.",
+        );
     };
     Response::builder()
         .status(StatusCode::OK)

@@ -81,7 +81,10 @@ pub fn verify_bearer(header: Option<&str>, scope: &str) -> Result<AccessClaims, 
     )
     .map_err(|e| format!("invalid token: {e}"))?;
     if !data.claims.scope.split(' ').any(|s| s == scope) {
-        return Err(format!("token scope `{}` lacks `{scope}`", data.claims.scope));
+        return Err(format!(
+            "token scope `{}` lacks `{scope}`",
+            data.claims.scope
+        ));
     }
     Ok(data.claims)
 }

@@ -36,7 +36,9 @@ pub fn microsoft_app_file() -> std::path::PathBuf {
 }
 
 fn repo_file(rel: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(rel)
 }
 
 /// The identities in the committed test files.
@@ -194,13 +196,28 @@ async fn google_token(
         );
     }
     let Some(assertion) = form.get("assertion") else {
-        return refuse(&state, StatusCode::BAD_REQUEST, "invalid_request", "Missing required parameter: assertion");
+        return refuse(
+            &state,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "Missing required parameter: assertion",
+        );
     };
     if state.revoked.load(Ordering::SeqCst) {
-        return refuse(&state, StatusCode::BAD_REQUEST, "invalid_grant", "Invalid JWT Signature.");
+        return refuse(
+            &state,
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "Invalid JWT Signature.",
+        );
     }
     let Ok(key) = jsonwebtoken::DecodingKey::from_rsa_pem(GOOGLE_TEST_PUBLIC_KEY.as_bytes()) else {
-        return refuse(&state, StatusCode::INTERNAL_SERVER_ERROR, "internal_failure", "test key");
+        return refuse(
+            &state,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_failure",
+            "test key",
+        );
     };
     let aud = state.google_url.get().cloned().unwrap_or_default();
     let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
@@ -226,7 +243,12 @@ async fn google_token(
         }
     };
     let Some(sub) = claims.sub else {
-        return refuse(&state, StatusCode::BAD_REQUEST, "invalid_grant", "Invalid JWT: no sub");
+        return refuse(
+            &state,
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "Invalid JWT: no sub",
+        );
     };
     if !state.config.delegated.iter().any(|d| d == &sub) {
         return refuse(
@@ -263,7 +285,9 @@ async fn microsoft_token(
             &state,
             StatusCode::BAD_REQUEST,
             "invalid_request",
-            &format!("AADSTS90002: Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."),
+            &format!(
+                "AADSTS90002: Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."
+            ),
         );
     }
     if form.get("grant_type").map(String::as_str) != Some("client_credentials") {
@@ -280,7 +304,9 @@ async fn microsoft_token(
             &state,
             StatusCode::BAD_REQUEST,
             "unauthorized_client",
-            &format!("AADSTS700016: Application with identifier '{client}' was not found in the directory '{tenant}'."),
+            &format!(
+                "AADSTS700016: Application with identifier '{client}' was not found in the directory '{tenant}'."
+            ),
         );
     }
     if state.revoked.load(Ordering::SeqCst)
@@ -290,7 +316,9 @@ async fn microsoft_token(
             &state,
             StatusCode::UNAUTHORIZED,
             "invalid_client",
-            &format!("AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client}'."),
+            &format!(
+                "AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client}'."
+            ),
         );
     }
     let scope = form.get("scope").cloned().unwrap_or_default();
@@ -299,7 +327,9 @@ async fn microsoft_token(
             &state,
             StatusCode::BAD_REQUEST,
             "invalid_scope",
-            &format!("AADSTS1002012: The provided value for scope {scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."),
+            &format!(
+                "AADSTS1002012: The provided value for scope {scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."
+            ),
         );
     }
     issue(&state, &format!("app:{client}"), &scope)
