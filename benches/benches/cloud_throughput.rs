@@ -5,9 +5,12 @@
 //! `LEGACYFLO_BENCH_GMAIL_UNITS` quota units per `LEGACYFLO_BENCH_WINDOW_MS` (default
 //! 1,250 per 5,000 ms, i.e. Gmail's 15,000 per minute per user), Graph
 //! `LEGACYFLO_BENCH_GRAPH_REQUESTS` per window (default 84 per 5,000 ms, i.e. 10,000 per
-//! 10 minutes per mailbox). Both sides use the same limit; the bench prints the share of
-//! the limit the source sustained over the run, msg/s, MB/s, and the throttling answers
-//! the servers gave and that the run surfaced (both should be 0).
+//! 10 minutes per mailbox). Both sides use the same limit; the bench prints the rate the
+//! source sustained over the run as a share of the limit rate, the share of what the
+//! sliding window admitted in that time (a full window at the start plus the rate: the
+//! stricter figure), msg/s, MB/s, and the throttling answers the servers gave and that
+//! the run surfaced (both should be 0). Message counts: `LEGACYFLO_BENCH_GMAIL_MSGS`
+//! (3,000), `LEGACYFLO_BENCH_GRAPH_MSGS` (1,000).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // bench code
 
 use std::sync::Arc;
@@ -102,7 +105,7 @@ fn main() {
 
         // Gmail: 5 units a message (batch parts) plus list pages.
         let units = env_u64("LEGACYFLO_BENCH_GMAIL_UNITS", 1250);
-        let n = env_u64("LEGACYFLO_BENCH_GMAIL_MSGS", 1500) as usize;
+        let n = env_u64("LEGACYFLO_BENCH_GMAIL_MSGS", 3000) as usize;
         let msgs = corpus(n);
         let mut cfg = GmailConfig::new("bench@example.test");
         cfg.quota_units = units;
@@ -122,12 +125,13 @@ fn main() {
         let spent = (served.saturating_sub(1)) * 5 + 1;
         let rate = spent as f64 / out.secs;
         println!(
-            "gmail-api: {} msgs in {:.1}s = {:.1} msg/s, {:.2} MB/s; {spent} units at {:.1} units/s (limit {:.1}/s); {:.1}% of what the sliding window allowed in that time; server throttled {}, run surfaced {}",
+            "gmail-api: {} msgs in {:.1}s = {:.1} msg/s, {:.2} MB/s; {spent} units at {:.1} units/s = {:.1}% of the limit rate {:.1}/s; {:.1}% of what the sliding window allowed in that time; server throttled {}, run surfaced {}",
             out.msgs,
             out.secs,
             out.msgs as f64 / out.secs,
             out.bytes as f64 / 1e6 / out.secs,
             rate,
+            100.0 * rate / limit_rate,
             limit_rate,
             100.0 * allowed_share(spent, units, window, out.secs),
             Counters::get(&srv.counters().throttled),
@@ -136,7 +140,7 @@ fn main() {
 
         // Graph: one request a message ($value) plus list pages.
         let reqs = env_u64("LEGACYFLO_BENCH_GRAPH_REQUESTS", 84);
-        let n = env_u64("LEGACYFLO_BENCH_GRAPH_MSGS", 300) as usize;
+        let n = env_u64("LEGACYFLO_BENCH_GRAPH_MSGS", 1000) as usize;
         let msgs = corpus(n);
         let mut cfg = GraphConfig::new("bench@contoso.test");
         cfg.requests_per_window = reqs;
@@ -154,12 +158,13 @@ fn main() {
         let limit_rate = reqs as f64 / window.as_secs_f64();
         let rate = served as f64 / out.secs;
         println!(
-            "graph: {} msgs in {:.1}s = {:.1} msg/s, {:.2} MB/s; {served} requests at {:.2} req/s (limit {:.2}/s); {:.1}% of what the sliding window allowed in that time; max in flight {}; server throttled {}, run surfaced {}",
+            "graph: {} msgs in {:.1}s = {:.1} msg/s, {:.2} MB/s; {served} requests at {:.2} req/s = {:.1}% of the limit rate {:.2}/s; {:.1}% of what the sliding window allowed in that time; max in flight {}; server throttled {}, run surfaced {}",
             out.msgs,
             out.secs,
             out.msgs as f64 / out.secs,
             out.bytes as f64 / 1e6 / out.secs,
             rate,
+            100.0 * rate / limit_rate,
             limit_rate,
             100.0 * allowed_share(served, reqs, window, out.secs),
             Counters::get(&srv.counters().max_in_flight),

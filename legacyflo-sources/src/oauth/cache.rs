@@ -105,9 +105,14 @@ impl TokenProvider for TokenCache {
     async fn token(&self, _user: &str) -> Result<Secret, ImapError> {
         // IMAP asks on every login; a login refused with a token is retried by the source
         // with a fresh connection, so a token that the server found expired is dropped.
-        TokenCache::token(self)
-            .await
-            .map_err(|e| ImapError::Config(e.to_string()))
+        TokenCache::token(self).await.map_err(|e| match e {
+            // An unreachable or failing token endpoint may recover: retryable.
+            OAuthError::Transport { .. } => ImapError::Io {
+                command: "fetch an OAuth2 token".into(),
+                source: std::io::Error::other(e.to_string()),
+            },
+            _ => ImapError::Config(e.to_string()),
+        })
     }
 }
 
