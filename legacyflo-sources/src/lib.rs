@@ -12,9 +12,10 @@
 //! - [`imap::ImapSource`]: IMAP with LOGIN, AUTHENTICATE PLAIN or XOAUTH2 (tokens from
 //!   [`oauth`]);
 //! - [`gmail::GmailSource`]: the Gmail API with a Google service account;
-//! - [`graph::GraphSource`]: Microsoft Graph with an app registration.
+//! - [`graph::GraphSource`]: Microsoft Graph with an app registration;
+//! - [`ews::EwsSource`]: Exchange Web Services with Basic auth or an app registration.
 //!
-//! [`open_source`] builds the right one for a validated [`Request`]. EWS and S3 inputs are
+//! [`open_source`] builds the right one for a validated [`Request`]. S3 inputs are
 //! answered with [`ErrorKind::Unsupported`](legacyflo_core::ErrorKind::Unsupported).
 //!
 //! Every source honours the [`Source`] contract: a stable order, resume after a position
@@ -39,6 +40,7 @@
 pub mod cloud;
 pub mod emlzip;
 mod error;
+pub mod ews;
 pub mod gmail;
 pub mod graph;
 pub mod imap;
@@ -59,8 +61,8 @@ pub use error::SourceError;
 ///
 /// `SourceSpec::File` with a local path gives the file source of its format (mbox,
 /// Maildir, eml-zip, PST); `SourceSpec::Imap` the IMAP source (XOAUTH2 when the request
-/// carries OAuth credentials); `SourceSpec::Api` the Gmail API or Graph source. S3 inputs
-/// and EWS give an
+/// carries OAuth credentials); `SourceSpec::Api` the Gmail API, Graph or EWS source. S3
+/// inputs give an
 /// [`ErrorKind::Unsupported`](legacyflo_core::ErrorKind::Unsupported) error saying they are not implemented yet in this build.
 /// Nothing is read here; a missing input is reported by the first
 /// [`Source::list_folders`].
@@ -106,6 +108,18 @@ pub fn open_source(request: &Request) -> Result<Arc<dyn Source>> {
         } => Ok(Arc::new(graph::open_graph_source(
             auth,
             &api_mailbox(&request.source),
+        )?)),
+        SourceSpec::Api {
+            kind: SourceKind::Ews,
+            auth,
+            password,
+            ews_url: Some(url),
+            ..
+        } => Ok(Arc::new(ews::open_ews_source(
+            url,
+            &api_mailbox(&request.source),
+            auth.as_ref(),
+            password.as_ref(),
         )?)),
         SourceSpec::Api { kind, .. } => Err(unsupported(&format!("the {kind:?} source is"))),
         SourceSpec::Other => Err(unsupported(&format!(

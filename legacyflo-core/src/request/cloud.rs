@@ -103,6 +103,36 @@ fn parse_url(params: &Params, field: Field, errs: &mut RequestErrors) -> Option<
     }
 }
 
+/// The EWS endpoint of a request: `--source-api-url` when given, else
+/// `https://{--source-server}/EWS/Exchange.asmx`; neither is an error on the server field.
+pub(super) fn ews_url(params: &Params, errs: &mut RequestErrors) -> Option<String> {
+    if params.get(Field::SourceApiUrl).is_some() {
+        return parse_url(params, Field::SourceApiUrl, errs);
+    }
+    match params.get(Field::SourceServer).map(str::trim) {
+        Some(host)
+            if !host.is_empty()
+                && !host.contains(|c: char| c.is_whitespace() || c == '/' || c == '@') =>
+        {
+            Some(format!("https://{host}/EWS/Exchange.asmx"))
+        }
+        Some(host) => {
+            errs.push(
+                Field::SourceServer,
+                format!("`{host}` is not a host name (give the EWS URL with --source-api-url)"),
+            );
+            None
+        }
+        None => {
+            errs.push(
+                Field::SourceServer,
+                "missing; the Exchange server host name (or the EWS URL as --source-api-url)",
+            );
+            None
+        }
+    }
+}
+
 fn json_str(v: &serde_json::Value, key: &str) -> Option<String> {
     v.get(key)
         .and_then(|x| x.as_str())

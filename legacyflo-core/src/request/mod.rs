@@ -154,6 +154,11 @@ pub enum SourceSpec {
         /// Credentials and URLs; always there for the Gmail API and Graph, for EWS only
         /// when OAuth is used.
         auth: Option<CloudAuth>,
+        /// EWS only: the password of Basic auth (when no credentials file is given).
+        password: Option<Secret>,
+        /// EWS only: the endpoint, `--source-api-url` as given or
+        /// `https://{--source-server}/EWS/Exchange.asmx`.
+        ews_url: Option<String>,
     },
     /// Not a mailbox (peripheral request types).
     Other,
@@ -544,11 +549,27 @@ fn parse_source(
                 }
                 a => cloud::parse_cloud_auth(a, params, secrets, errs),
             };
+            let (password, ews_url) = if rt.auth == AuthMethod::Ews {
+                let password = auth.is_none().then(|| {
+                    read_secret(
+                        params,
+                        Field::SourcePasswordEnv,
+                        Field::SourcePasswordFile,
+                        secrets,
+                        errs,
+                    )
+                });
+                (password.flatten(), cloud::ews_url(params, errs))
+            } else {
+                (None, None)
+            };
             SourceSpec::Api {
                 kind: rt.source,
                 user: user.unwrap_or_default().to_string(),
                 domain: params.get(Field::SourceDomain).map(str::to_string),
                 auth,
+                password,
+                ews_url,
             }
         }
         SourceKind::Peripheral => SourceSpec::Other,

@@ -505,7 +505,7 @@ static REQUEST_TYPES: &[RequestType] = &[
         S::Ews,
         V4,
         A::Ews,
-        Later,
+        Yes,
         "on-premises Exchange via EWS -> vault"
     ),
     t!(

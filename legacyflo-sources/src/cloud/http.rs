@@ -93,7 +93,7 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 pub struct ApiClient {
     backend: &'static str,
     http: reqwest::Client,
-    tokens: Arc<TokenCache>,
+    tokens: Option<Arc<TokenCache>>,
     policy: RetryPolicy,
     stats: Arc<ApiStats>,
 }
@@ -126,7 +126,23 @@ impl ApiClient {
         ApiClient {
             backend,
             http,
-            tokens,
+            tokens: Some(tokens),
+            policy,
+            stats: Arc::new(ApiStats::default()),
+        }
+    }
+
+    /// A client named `backend` that authenticates by itself (Basic auth in the request
+    /// `build` makes): `build` is given an empty token, and a 401 is final.
+    pub fn without_tokens(
+        backend: &'static str,
+        http: reqwest::Client,
+        policy: RetryPolicy,
+    ) -> ApiClient {
+        ApiClient {
+            backend,
+            http,
+            tokens: None,
             policy,
             stats: Arc::new(ApiStats::default()),
         }
@@ -137,9 +153,9 @@ impl ApiClient {
         self.stats.clone()
     }
 
-    /// The token cache.
-    pub fn tokens(&self) -> &Arc<TokenCache> {
-        &self.tokens
+    /// The token cache (`None` for a client built [`without_tokens`](Self::without_tokens)).
+    pub fn tokens(&self) -> Option<&Arc<TokenCache>> {
+        self.tokens.as_ref()
     }
 
     fn backoff(&self, attempt: u32) -> Duration {
@@ -164,9 +180,17 @@ impl ApiClient {
         let mut attempt = 0u32;
         let mut reauth = 0u32;
         loop {
-            let (token, generation) = self.tokens.token_with_generation().await?;
+            let (token, generation) = match &self.tokens {
+                Some(t) => {
+                    let (token, g) = t.token_with_generation().await?;
+                    (Some(token), g)
+                }
+                None => (None, 0),
+            };
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
-            let sent = build(&self.http, token.expose()).send().await;
+            let sent = build(&self.http, token.as_ref().map_or("", |t| t.expose()))
+                .send()
+                .await;
             let (delay, reason, kind) = match sent {
                 Err(e) => {
                     self.stats.transient.fetch_add(1, Ordering::Relaxed);
@@ -192,12 +216,14 @@ impl ApiClient {
                             continue;
                         }
                     };
-                    if status == StatusCode::UNAUTHORIZED && reauth < 2 {
+                    if let (Some(tokens), true) =
+                        (&self.tokens, status == StatusCode::UNAUTHORIZED && reauth < 2)
+                    {
                         // Expired or revoked: drop the token and ask for a new one.
                         reauth += 1;
                         self.stats.reauthenticated.fetch_add(1, Ordering::Relaxed);
                         debug!(backend = self.backend, what, "401: fetching a new token");
-                        self.tokens.invalidate(generation).await;
+                        tokens.invalidate(generation).await;
                         continue;
                     }
                     match classify(status, &headers, &body) {

@@ -448,9 +448,9 @@ impl GmailSource {
                     }
                 }
             }
-            if reauth {
-                let (_, g) = self.client.tokens().token_with_generation().await?;
-                self.client.tokens().invalidate(g).await;
+            if let (true, Some(tokens)) = (reauth, self.client.tokens()) {
+                let (_, g) = tokens.token_with_generation().await?;
+                tokens.invalidate(g).await;
             }
             if done.iter().all(Option::is_some) {
                 break;
