@@ -8,9 +8,11 @@
 //! [`jwt_secret`], the same secret the test Dovecot validates XOAUTH2 tokens with, so one
 //! token endpoint serves the API servers and real IMAP alike.
 
+pub mod ews;
 pub mod gmail;
 pub mod graph;
 pub mod token;
+pub mod xml;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
