@@ -96,6 +96,8 @@ pub struct ApiClient {
     tokens: Option<Arc<TokenCache>>,
     policy: RetryPolicy,
     stats: Arc<ApiStats>,
+    /// Until when every request waits: the server asked this client (mailbox) to back off.
+    pause: std::sync::Mutex<Option<tokio::time::Instant>>,
 }
 
 impl std::fmt::Debug for ApiClient {
@@ -129,6 +131,7 @@ impl ApiClient {
             tokens: Some(tokens),
             policy,
             stats: Arc::new(ApiStats::default()),
+            pause: std::sync::Mutex::new(None),
         }
     }
 
@@ -145,6 +148,7 @@ impl ApiClient {
             tokens: None,
             policy,
             stats: Arc::new(ApiStats::default()),
+            pause: std::sync::Mutex::new(None),
         }
     }
 
@@ -180,6 +184,7 @@ impl ApiClient {
         let mut attempt = 0u32;
         let mut reauth = 0u32;
         loop {
+            self.wait_for_pause().await;
             let (token, generation) = match &self.tokens {
                 Some(t) => {
                     let (token, g) = t.token_with_generation().await?;
@@ -260,8 +265,26 @@ impl ApiClient {
             let wait = delay
                 .map(|d| d.min(self.policy.max_delay))
                 .unwrap_or_else(|| self.backoff(attempt));
+            if let Some(d) = delay {
+                // The hint holds for the mailbox: every request of this client waits.
+                self.pause_for(d.min(self.policy.max_delay));
+            }
             warn!(backend = self.backend, what, %reason, ?wait, "retrying");
             tokio::time::sleep(wait).await;
+        }
+    }
+
+    fn pause_for(&self, d: Duration) {
+        let until = tokio::time::Instant::now() + d;
+        if let Ok(mut p) = self.pause.lock() {
+            *p = Some(p.map_or(until, |old| old.max(until)));
+        }
+    }
+
+    async fn wait_for_pause(&self) {
+        let until = self.pause.lock().ok().and_then(|p| *p);
+        if let Some(u) = until {
+            tokio::time::sleep_until(u).await;
         }
     }
 

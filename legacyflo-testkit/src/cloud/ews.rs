@@ -81,7 +81,7 @@ pub struct EwsState {
     messages: Vec<(String, StoredMessage)>,
     calls: AtomicU64,
     injected: AtomicU64,
-    busy_until: Mutex<Option<Instant>>,
+    busy_until: Mutex<Option<(Instant, Instant)>>,
     /// What was served and refused.
     pub counters: Arc<Counters>,
     /// Requests that came while a back-off was running (a client that honours
@@ -136,7 +136,6 @@ pub async fn ews_server(config: EwsConfig, messages: &[Message]) -> EwsServer {
         });
         id
     };
-    add(&mut folders, ROOT, "Inbox", "IPF.Note", "Folder", Some("inbox"));
     add(&mut folders, ROOT, "Calendar", "IPF.Appointment", "CalendarFolder", Some("calendar"));
     add(&mut folders, ROOT, "Contacts", "IPF.Contact", "ContactsFolder", Some("contacts"));
     add(&mut folders, ROOT, "Tasks", "IPF.Task", "TasksFolder", Some("tasks"));
@@ -277,8 +276,9 @@ async fn handle(State(state): State<Arc<EwsState>>, headers: HeaderMap, body: Bo
         let mut until = state.busy_until.lock().await;
         let now = Instant::now();
         let injected = state.injected.load(Ordering::SeqCst);
-        let running = until.is_some_and(|u| now < u);
-        if running {
+        let running = until.is_some_and(|(_, u)| now < u);
+        // Requests already in flight when the back-off began are not the client's fault.
+        if until.is_some_and(|(s, u)| now < u && now > s + Duration::from_millis(50)) {
             state.early.fetch_add(1, Ordering::SeqCst);
         }
         let n = state.calls.fetch_add(1, Ordering::SeqCst) + 1;
@@ -289,10 +289,12 @@ async fn handle(State(state): State<Arc<EwsState>>, headers: HeaderMap, body: Bo
             state.injected.fetch_add(1, Ordering::SeqCst);
             state.counters.throttled.fetch_add(1, Ordering::SeqCst);
             let ms = state.config.back_off_ms;
-            if starts {
-                *until = Some(now + Duration::from_millis(ms));
+            if starts && !running {
+                *until = Some((now, now + Duration::from_millis(ms)));
             }
-            let left = until.map_or(ms, |u| u.saturating_duration_since(now).as_millis() as u64);
+            let left = until.map_or(ms, |(_, u)| {
+                u.saturating_duration_since(now).as_micros().div_ceil(1000) as u64
+            });
             return fault(
                 "ErrorServerBusy",
                 "The server cannot service this request right now. Try again later.",
