@@ -44,7 +44,11 @@ fn basic_source(srv: &EwsServer, password: &str, tune: impl FnOnce(&mut EwsOptio
     )
 }
 
-fn bearer_source(tok: &TokenServer, srv: &EwsServer, tune: impl FnOnce(&mut EwsOptions)) -> EwsSource {
+fn bearer_source(
+    tok: &TokenServer,
+    srv: &EwsServer,
+    tune: impl FnOnce(&mut EwsOptions),
+) -> EwsSource {
     let file = microsoft_app_file();
     let text = std::fs::read_to_string(&file).unwrap();
     let a = CloudAuth {
@@ -57,7 +61,11 @@ fn bearer_source(tok: &TokenServer, srv: &EwsServer, tune: impl FnOnce(&mut EwsO
     let cache = oauth::token_cache(&a, MAILBOX, oauth::SCOPE_EWS, http.clone()).unwrap();
     let mut o = EwsOptions::new(srv.url(), MAILBOX, true);
     tune(&mut o);
-    EwsSource::new(ApiClient::new("ews", http, cache, policy()), EwsAuth::Bearer, o)
+    EwsSource::new(
+        ApiClient::new("ews", http, cache, policy()),
+        EwsAuth::Bearer,
+        o,
+    )
 }
 
 struct EwsHarness {
@@ -97,8 +105,14 @@ async fn ews_conformance() {
         .map(|s| Counters::get(&s.counters().throttled))
         .sum();
     assert!(busy > 0, "the suite met no ErrorServerBusy");
-    let early: u64 = servers.iter().map(|s| s.state.early.load(Ordering::SeqCst)).sum();
-    assert_eq!(early, 0, "requests sent before BackOffMilliseconds had passed");
+    let early: u64 = servers
+        .iter()
+        .map(|s| s.state.early.load(Ordering::SeqCst))
+        .sum();
+    assert_eq!(
+        early, 0,
+        "requests sent before BackOffMilliseconds had passed"
+    );
 }
 
 async fn run_all(source: Arc<dyn Source>) -> (legacyflo_core::RunResult, Vec<Message>) {
@@ -144,24 +158,51 @@ async fn ews_bearer_skips_folders_survives_busy_and_refreshes_tokens() {
         .iter()
         .map(|f| f.path.join("/"))
         .collect();
-    for skipped in ["Calendar", "Contacts", "Tasks", "Deleted Items", "Deleted Items/Old"] {
-        assert!(!folders.contains(&skipped.to_string()), "{skipped} listed: {folders:?}");
+    for skipped in [
+        "Calendar",
+        "Contacts",
+        "Tasks",
+        "Deleted Items",
+        "Deleted Items/Old",
+    ] {
+        assert!(
+            !folders.contains(&skipped.to_string()),
+            "{skipped} listed: {folders:?}"
+        );
     }
-    assert!(folders.contains(&"Inbox/Sub/Deeper".to_string()), "{folders:?}");
+    assert!(
+        folders.contains(&"Inbox/Sub/Deeper".to_string()),
+        "{folders:?}"
+    );
     let (res, got) = run_all(src.clone()).await;
     assert!(res.error.is_none(), "{:?}", res.error);
     let want: Vec<&Message> = msgs
         .iter()
         .filter(|m| m.folder.join("/") != "Deleted Items")
         .collect();
-    assert_eq!(got.len(), want.len(), "each message once, Deleted Items left out");
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "each message once, Deleted Items left out"
+    );
     for w in &want {
         let g = got.iter().find(|g| g.raw == w.raw).expect("message lost");
         assert_eq!(g.folder, w.folder);
     }
-    assert!(Counters::get(&srv.counters().throttled) >= 4, "ErrorServerBusy never sent");
-    assert_eq!(srv.state.early.load(Ordering::SeqCst), 0, "back-off not honoured");
-    assert!(tok.issued() >= 2, "the 1 s token was never replaced ({})", tok.issued());
+    assert!(
+        Counters::get(&srv.counters().throttled) >= 4,
+        "ErrorServerBusy never sent"
+    );
+    assert_eq!(
+        srv.state.early.load(Ordering::SeqCst),
+        0,
+        "back-off not honoured"
+    );
+    assert!(
+        tok.issued() >= 2,
+        "the 1 s token was never replaced ({})",
+        tok.issued()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -169,7 +210,10 @@ async fn ews_date_window_is_a_restriction() {
     let msgs = legacyflo_testkit::corpus::generated(60, 72);
     let srv = ews_server(EwsConfig::new(MAILBOX, PASSWORD), &msgs).await;
     let src = basic_source(&srv, PASSWORD, |o| o.page_size = 7);
-    let mut dates: Vec<_> = msgs.iter().map(legacyflo_testkit::cloud::received_of).collect();
+    let mut dates: Vec<_> = msgs
+        .iter()
+        .map(legacyflo_testkit::cloud::received_of)
+        .collect();
     dates.sort();
     let (since, before) = (dates[15], dates[45]);
     let filter = legacyflo_core::Filter {
@@ -184,17 +228,24 @@ async fn ews_date_window_is_a_restriction() {
         while let Some(ev) = s.next().await {
             if let legacyflo_core::SourceEvent::Message(item) = ev.unwrap() {
                 let t = item.message.internal_date.unwrap();
-                assert!(t >= filter.since_instant().unwrap() && t < filter.before_instant().unwrap());
+                assert!(
+                    t >= filter.since_instant().unwrap() && t < filter.before_instant().unwrap()
+                );
                 got += 1;
             }
         }
     }
     let expect = dates
         .iter()
-        .filter(|d| **d >= filter.since_instant().unwrap() && **d < filter.before_instant().unwrap())
+        .filter(|d| {
+            **d >= filter.since_instant().unwrap() && **d < filter.before_instant().unwrap()
+        })
         .count();
     assert_eq!(got, expect);
-    assert!(got > 0 && got < msgs.len(), "the window selects nothing or everything");
+    assert!(
+        got > 0 && got < msgs.len(),
+        "the window selects nothing or everything"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -206,7 +257,11 @@ async fn ews_app_tokens_need_impersonation_of_the_mailbox() {
     let without = bearer_source(&tok, &srv, |o| o.impersonate = false);
     let e = without.list_folders().await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
-    assert!(e.to_string().contains("ErrorInvalidExchangeImpersonationHeaderData"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("ErrorInvalidExchangeImpersonationHeaderData"),
+        "{e}"
+    );
     let other = bearer_source(&tok, &srv, |o| o.mailbox = "nobody@exchange.test".into());
     let e = other.list_folders().await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
@@ -215,7 +270,10 @@ async fn ews_app_tokens_need_impersonation_of_the_mailbox() {
     assert!(!with.list_folders().await.unwrap().is_empty());
     // Basic is not accepted by this server: 401 with the reason named.
     let basic = basic_source(&srv, PASSWORD, |_| {});
-    assert_eq!(basic.list_folders().await.unwrap_err().kind(), ErrorKind::Unauthenticated);
+    assert_eq!(
+        basic.list_folders().await.unwrap_err().kind(),
+        ErrorKind::Unauthenticated
+    );
 }
 
 fn request(params: Params) -> Result<Request, String> {
@@ -257,7 +315,10 @@ async fn ews_requests_basic_auth_and_bad_credentials() {
     let legacyflo_core::request::SourceSpec::Api { ews_url, .. } = &r.source else {
         panic!("not an API source")
     };
-    assert_eq!(ews_url.as_deref(), Some("https://mail.exchange.test/EWS/Exchange.asmx"));
+    assert_eq!(
+        ews_url.as_deref(),
+        Some("https://mail.exchange.test/EWS/Exchange.asmx")
+    );
 
     // Basic with the right password: every message.
     let r = request(
@@ -284,6 +345,9 @@ async fn ews_requests_basic_auth_and_bad_credentials() {
     let s = format!("{e} {e:?}");
     assert_eq!(e.kind(), ErrorKind::Unauthenticated, "{s}");
     assert!(s.contains("refused the credentials"), "{s}");
-    assert!(!s.contains("Wrong-Passw0rd") && !s.contains(PASSWORD), "secret in {s}");
+    assert!(
+        !s.contains("Wrong-Passw0rd") && !s.contains(PASSWORD),
+        "secret in {s}"
+    );
     assert!(Counters::get(&srv.counters().unauthorized) >= 1);
 }

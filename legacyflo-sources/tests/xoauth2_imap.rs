@@ -17,8 +17,12 @@ use legacyflo_testkit::cloud::token::{TokenConfig, google_key_file, token_server
 use legacyflo_testkit::memory::MemorySink;
 use legacyflo_testkit::servers::{imap_server, reset_user, seed_maildir};
 
+/// The tests share the Dovecot user `oauthuser`: one at a time.
+static OAUTHUSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn xoauth2_login_with_service_account_tokens_refreshed_mid_run() {
+    let _one = OAUTHUSER.lock().await;
     let server = imap_server();
     let user = "oauthuser";
     reset_user(&server, user);
@@ -147,4 +151,84 @@ fn oauth_request_types_build_xoauth2_imap_sources() {
         e.contains("Source Credentials File (--source-credentials): missing"),
         "{e}"
     );
+}
+
+/// Hands out `bad` tokens first, then valid ones, each "valid" for an hour: without
+/// dropping a refused token the cache would keep the bad one all run.
+struct FlakyFetcher {
+    user: String,
+    bad: u64,
+    calls: std::sync::atomic::AtomicU64,
+}
+
+#[async_trait::async_trait]
+impl oauth::TokenFetcher for FlakyFetcher {
+    async fn fetch(&self) -> Result<oauth::FreshToken, oauth::OAuthError> {
+        let n = self.calls.fetch_add(1, Ordering::SeqCst);
+        let token = if n < self.bad {
+            "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.revoked-or-expired".to_string()
+        } else {
+            legacyflo_testkit::cloud::mint_access_token(
+                &self.user,
+                oauth::SCOPE_GMAIL_IMAP,
+                Duration::from_secs(3600),
+            )
+        };
+        Ok(oauth::FreshToken {
+            access_token: legacyflo_core::request::Secret::new(token),
+            expires_in: Duration::from_secs(3600),
+        })
+    }
+    fn describe(&self) -> String {
+        format!("flaky tokens for {}", self.user)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_xoauth2_token_is_dropped_and_retried_once() {
+    let _one = OAUTHUSER.lock().await;
+    let server = imap_server();
+    let user = "oauthuser";
+    reset_user(&server, user);
+    seed_maildir(
+        &server,
+        user,
+        &["Refused"],
+        &[(b"Subject: r\r\n\r\nbody\r\n".to_vec(), "S", 1_700_000_000)],
+    );
+    let source_with = |bad: u64| {
+        let fetcher = std::sync::Arc::new(FlakyFetcher {
+            user: user.into(),
+            bad,
+            calls: 0.into(),
+        });
+        let cache = std::sync::Arc::new(oauth::TokenCache::new(fetcher.clone()));
+        let mut connect = ConnectOptions::new(
+            server.host.clone(),
+            server.port,
+            Credentials::XOAuth2 {
+                user: user.into(),
+                provider: cache,
+            },
+        );
+        connect.tls = TlsMode::None;
+        (
+            ImapSource::new(ImapSourceOptions::new(connect, ImapPreset::Generic)),
+            fetcher,
+        )
+    };
+    // The first token is refused: dropped, a fresh one fetched, the login succeeds.
+    let (source, fetcher) = source_with(1);
+    let folders = source.list_folders().await.unwrap();
+    assert!(
+        folders.iter().any(|f| f.path.join("/") == "Refused"),
+        "{folders:?}"
+    );
+    assert_eq!(fetcher.calls.load(Ordering::SeqCst), 2);
+    // Always refused: exactly one retry, then a clear error (no loop).
+    let (source, fetcher) = source_with(u64::MAX);
+    let err = source.list_folders().await.unwrap_err().to_string();
+    assert!(err.contains("XOAUTH2"), "{err}");
+    assert!(!err.contains("revoked-or-expired"), "token in {err}");
+    assert_eq!(fetcher.calls.load(Ordering::SeqCst), 2);
 }

@@ -221,9 +221,10 @@ impl ApiClient {
                             continue;
                         }
                     };
-                    if let (Some(tokens), true) =
-                        (&self.tokens, status == StatusCode::UNAUTHORIZED && reauth < 2)
-                    {
+                    if let (Some(tokens), true) = (
+                        &self.tokens,
+                        status == StatusCode::UNAUTHORIZED && reauth < 2,
+                    ) {
                         // Expired or revoked: drop the token and ask for a new one.
                         reauth += 1;
                         self.stats.reauthenticated.fetch_add(1, Ordering::Relaxed);

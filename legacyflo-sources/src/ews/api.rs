@@ -80,7 +80,10 @@ pub fn find_item(
     let restriction = match terms.len() {
         0 => String::new(),
         1 => format!("<m:Restriction>{}</m:Restriction>", terms[0]),
-        _ => format!("<m:Restriction><t:And>{}</t:And></m:Restriction>", terms.concat()),
+        _ => format!(
+            "<m:Restriction><t:And>{}</t:And></m:Restriction>",
+            terms.concat()
+        ),
     };
     format!(
         r#"<m:FindItem Traversal="Shallow"><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape><t:AdditionalProperties><t:FieldURI FieldURI="item:DateTimeReceived"/><t:FieldURI FieldURI="message:IsRead"/><t:FieldURI FieldURI="item:IsDraft"/><t:FieldURI FieldURI="item:Categories"/></t:AdditionalProperties></m:ItemShape><m:IndexedPageItemView MaxEntriesReturned="{page}" Offset="{offset}" BasePoint="Beginning"/>{restriction}<m:SortOrder><t:FieldOrder Order="Ascending"><t:FieldURI FieldURI="item:DateTimeReceived"/></t:FieldOrder></m:SortOrder><m:ParentFolderIds><t:FolderId Id="{}"/></m:ParentFolderIds></m:FindItem>"#,
@@ -116,9 +119,9 @@ pub struct ResponseMessage<'a> {
 pub fn response_messages(doc: &Node) -> Result<Vec<ResponseMessage<'_>>, String> {
     let body = doc.child("Body").ok_or("no SOAP Body")?;
     let op = body.children.first().ok_or("empty SOAP Body")?;
-    let msgs = op.child("ResponseMessages").ok_or_else(|| {
-        format!("{} has no ResponseMessages", op.name)
-    })?;
+    let msgs = op
+        .child("ResponseMessages")
+        .ok_or_else(|| format!("{} has no ResponseMessages", op.name))?;
     Ok(msgs
         .children
         .iter()
@@ -181,9 +184,11 @@ pub fn classify(status: StatusCode, _headers: &HeaderMap, body: &[u8]) -> Verdic
     let doc = xml::parse(body).ok();
     let busy = doc.as_ref().and_then(|d| {
         let in_fault = fault(d).filter(|(c, _)| c == "ErrorServerBusy");
-        let in_msgs = response_messages(d)
-            .ok()
-            .and_then(|m| m.iter().find(|r| r.code == "ErrorServerBusy").map(|r| r.node.clone()));
+        let in_msgs = response_messages(d).ok().and_then(|m| {
+            m.iter()
+                .find(|r| r.code == "ErrorServerBusy")
+                .map(|r| r.node.clone())
+        });
         match (in_fault, in_msgs) {
             (Some((_, text)), _) => Some((back_off(d), text)),
             (None, Some(n)) => Some((back_off(&n), "ErrorServerBusy".to_string())),

@@ -240,7 +240,11 @@ impl EwsSource {
                         .child("RootFolder")
                         .ok_or_else(|| protocol("FindFolder", "no RootFolder"))?;
                     let mut n = 0u64;
-                    for f in root.child("Folders").map(|f| f.children.as_slice()).unwrap_or(&[]) {
+                    for f in root
+                        .child("Folders")
+                        .map(|f| f.children.as_slice())
+                        .unwrap_or(&[])
+                    {
                         n += 1;
                         let (Some(id), Some(parent)) = (
                             f.child("FolderId").and_then(|i| i.attr("Id")),
@@ -309,7 +313,10 @@ impl EwsSource {
                 .node
                 .child("RootFolder")
                 .ok_or_else(|| protocol("FindItem", "no RootFolder"))?;
-            let items = root.child("Items").map(|i| i.children.as_slice()).unwrap_or(&[]);
+            let items = root
+                .child("Items")
+                .map(|i| i.children.as_slice())
+                .unwrap_or(&[]);
             out.extend(items.iter().filter_map(item_meta));
             if root.attr("IncludesLastItemInRange") != Some("false") || items.is_empty() {
                 break;
@@ -325,7 +332,11 @@ impl EwsSource {
     }
 
     /// The events of one `GetItem` batch, in the batch's order.
-    async fn get_batch(&self, metas: Vec<ItemMeta>, folder: &FolderPath) -> Result<Vec<SourceEvent>> {
+    async fn get_batch(
+        &self,
+        metas: Vec<ItemMeta>,
+        folder: &FolderPath,
+    ) -> Result<Vec<SourceEvent>> {
         let ids: Vec<String> = metas.iter().map(|m| m.id.clone()).collect();
         let doc = self.call("GetItem", &api::get_item(&ids)).await?;
         let msgs = response_messages(&doc).map_err(|e| protocol("GetItem", e))?;
@@ -345,7 +356,10 @@ impl EwsSource {
             };
             if r.class == "Error" {
                 // Deleted between the listing and the download, or corrupt on the server.
-                if matches!(r.code, "ErrorItemNotFound" | "ErrorCorruptData" | "ErrorMimeContentConversionFailed") {
+                if matches!(
+                    r.code,
+                    "ErrorItemNotFound" | "ErrorCorruptData" | "ErrorMimeContentConversionFailed"
+                ) {
                     out.push(unreadable(format!("GetItem: {}: {}", r.code, r.text)));
                     continue;
                 }
@@ -357,7 +371,9 @@ impl EwsSource {
                 .and_then(|i| i.children.first())
                 .and_then(|i| i.child("MimeContent"));
             let Some(mime) = mime else {
-                out.push(unreadable("GetItem: the item has no MimeContent".to_string()));
+                out.push(unreadable(
+                    "GetItem: the item has no MimeContent".to_string(),
+                ));
                 continue;
             };
             let b64: String = mime.text.split_whitespace().collect();

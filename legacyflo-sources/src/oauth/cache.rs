@@ -103,8 +103,8 @@ impl TokenCache {
 #[async_trait]
 impl TokenProvider for TokenCache {
     async fn token(&self, _user: &str) -> Result<Secret, ImapError> {
-        // IMAP asks on every login; a login refused with a token is retried by the source
-        // with a fresh connection, so a token that the server found expired is dropped.
+        // IMAP asks on every login; a login refused with a token calls `refused`, which
+        // drops it, and the login is tried once more with a fresh one.
         TokenCache::token(self).await.map_err(|e| match e {
             // An unreachable or failing token endpoint may recover: retryable.
             OAuthError::Transport { .. } => ImapError::Io {
@@ -113,6 +113,17 @@ impl TokenProvider for TokenCache {
             },
             _ => ImapError::Config(e.to_string()),
         })
+    }
+
+    async fn refused(&self, _user: &str, token: &Secret) {
+        let mut held = self.held.lock().await;
+        if held
+            .as_ref()
+            .is_some_and(|h| h.token.expose() == token.expose())
+        {
+            debug!(what = %self.fetcher.describe(), "IMAP refused the token: dropped");
+            *held = None;
+        }
     }
 }
 

@@ -16,12 +16,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use axum::Router;
 use axum::body::Bytes as Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::Router;
 use base64::Engine;
 use chrono::{DateTime, SecondsFormat, Utc};
 use legacyflo_core::{Flag, FolderPath, Message};
@@ -116,13 +116,16 @@ const ROOT: &str = "AAMkRoot-msgfolderroot=";
 pub async fn ews_server(config: EwsConfig, messages: &[Message]) -> EwsServer {
     let mut folders: Vec<Folder> = Vec::new();
     let add = |folders: &mut Vec<Folder>,
-                   parent: &str,
-                   name: &str,
-                   class: &'static str,
-                   element: &'static str,
-                   distinguished: Option<&'static str>|
+               parent: &str,
+               name: &str,
+               class: &'static str,
+               element: &'static str,
+               distinguished: Option<&'static str>|
      -> String {
-        if let Some(f) = folders.iter().find(|f| f.parent == parent && f.name == name) {
+        if let Some(f) = folders
+            .iter()
+            .find(|f| f.parent == parent && f.name == name)
+        {
             return f.id.clone();
         }
         let id = format!("AAMkFolder{:04}=", folders.len() + 1);
@@ -136,10 +139,38 @@ pub async fn ews_server(config: EwsConfig, messages: &[Message]) -> EwsServer {
         });
         id
     };
-    add(&mut folders, ROOT, "Calendar", "IPF.Appointment", "CalendarFolder", Some("calendar"));
-    add(&mut folders, ROOT, "Contacts", "IPF.Contact", "ContactsFolder", Some("contacts"));
-    add(&mut folders, ROOT, "Tasks", "IPF.Task", "TasksFolder", Some("tasks"));
-    let deleted = add(&mut folders, ROOT, "Deleted Items", "IPF.Note", "Folder", Some("deleteditems"));
+    add(
+        &mut folders,
+        ROOT,
+        "Calendar",
+        "IPF.Appointment",
+        "CalendarFolder",
+        Some("calendar"),
+    );
+    add(
+        &mut folders,
+        ROOT,
+        "Contacts",
+        "IPF.Contact",
+        "ContactsFolder",
+        Some("contacts"),
+    );
+    add(
+        &mut folders,
+        ROOT,
+        "Tasks",
+        "IPF.Task",
+        "TasksFolder",
+        Some("tasks"),
+    );
+    let deleted = add(
+        &mut folders,
+        ROOT,
+        "Deleted Items",
+        "IPF.Note",
+        "Folder",
+        Some("deleteditems"),
+    );
     let old = add(&mut folders, &deleted, "Old", "IPF.Note", "Folder", None);
     let mut stored = Vec::new();
     let mut push = |fid: String, m: &Message, i: usize| {
@@ -210,7 +241,10 @@ fn unauthorized(state: &EwsState) -> Response {
     state.counters.unauthorized.fetch_add(1, Ordering::SeqCst);
     (
         StatusCode::UNAUTHORIZED,
-        [(header::WWW_AUTHENTICATE, "Basic realm=\"mail.example.test\"")],
+        [(
+            header::WWW_AUTHENTICATE,
+            "Basic realm=\"mail.example.test\"",
+        )],
         "",
     )
         .into_response()
@@ -219,17 +253,24 @@ fn unauthorized(state: &EwsState) -> Response {
 const M: &str = r#"xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages" xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types""#;
 
 fn ok_msg(op: &str, inner: &str) -> String {
-    format!(r#"<m:{op}ResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode>{inner}</m:{op}ResponseMessage>"#)
+    format!(
+        r#"<m:{op}ResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode>{inner}</m:{op}ResponseMessage>"#
+    )
 }
 
 fn err_msg(op: &str, code: &str, text: &str) -> String {
-    format!(r#"<m:{op}ResponseMessage ResponseClass="Error"><m:MessageText>{}</m:MessageText><m:ResponseCode>{code}</m:ResponseCode><m:DescriptiveLinkKey>0</m:DescriptiveLinkKey></m:{op}ResponseMessage>"#, escape(text))
+    format!(
+        r#"<m:{op}ResponseMessage ResponseClass="Error"><m:MessageText>{}</m:MessageText><m:ResponseCode>{code}</m:ResponseCode><m:DescriptiveLinkKey>0</m:DescriptiveLinkKey></m:{op}ResponseMessage>"#,
+        escape(text)
+    )
 }
 
 fn wrap(op: &str, msgs: &str) -> Response {
     soap(
         StatusCode::OK,
-        format!(r#"<m:{op}Response {M}><m:ResponseMessages>{msgs}</m:ResponseMessages></m:{op}Response>"#),
+        format!(
+            r#"<m:{op}Response {M}><m:ResponseMessages>{msgs}</m:ResponseMessages></m:{op}Response>"#
+        ),
     )
 }
 
@@ -242,7 +283,11 @@ async fn handle(State(state): State<Arc<EwsState>>, headers: HeaderMap, body: Bo
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let Ok(doc) = xml::parse(&body) else {
-        return fault("ErrorSchemaValidation", "The request failed schema validation.", "");
+        return fault(
+            "ErrorSchemaValidation",
+            "The request failed schema validation.",
+            "",
+        );
     };
     let impersonated = doc
         .child("Header")
@@ -298,7 +343,9 @@ async fn handle(State(state): State<Arc<EwsState>>, headers: HeaderMap, body: Bo
             return fault(
                 "ErrorServerBusy",
                 "The server cannot service this request right now. Try again later.",
-                &format!(r#"<t:MessageXml xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types"><t:Value Name="BackOffMilliseconds">{left}</t:Value></t:MessageXml>"#),
+                &format!(
+                    r#"<t:MessageXml xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types"><t:Value Name="BackOffMilliseconds">{left}</t:Value></t:MessageXml>"#
+                ),
             );
         }
     }
@@ -306,8 +353,13 @@ async fn handle(State(state): State<Arc<EwsState>>, headers: HeaderMap, body: Bo
         .child("Header")
         .and_then(|h| h.child("RequestServerVersion"))
         .and_then(|v| v.attr("Version"));
-    if !matches!(version, Some(v) if v.starts_with("Exchange20") || v == "V2015_10_05" || v == "V2016_01_06") {
-        return fault("ErrorInvalidServerVersion", "The specified server version is invalid.", "");
+    if !matches!(version, Some(v) if v.starts_with("Exchange20") || v == "V2015_10_05" || v == "V2016_01_06")
+    {
+        return fault(
+            "ErrorInvalidServerVersion",
+            "The specified server version is invalid.",
+            "",
+        );
     }
     match (&impersonated, bearer) {
         (None, true) => {
@@ -327,14 +379,22 @@ async fn handle(State(state): State<Arc<EwsState>>, headers: HeaderMap, body: Bo
         _ => {}
     }
     let Some(op) = doc.child("Body").and_then(|b| b.children.first()) else {
-        return fault("ErrorSchemaValidation", "The request failed schema validation.", "");
+        return fault(
+            "ErrorSchemaValidation",
+            "The request failed schema validation.",
+            "",
+        );
     };
     match op.name.as_str() {
         "GetFolder" => get_folder(&state, op),
         "FindFolder" => find_folder(&state, op),
         "FindItem" => find_item(&state, op),
         "GetItem" => get_item(&state, op),
-        other => fault("ErrorInvalidRequest", &format!("{other} is not served here."), ""),
+        other => fault(
+            "ErrorInvalidRequest",
+            &format!("{other} is not served here."),
+            "",
+        ),
     }
 }
 
@@ -364,17 +424,31 @@ fn folder_xml(f: &Folder) -> String {
 
 fn get_folder(state: &EwsState, op: &Node) -> Response {
     let mut msgs = String::new();
-    for d in op.child("FolderIds").map(|f| f.children.as_slice()).unwrap_or(&[]) {
+    for d in op
+        .child("FolderIds")
+        .map(|f| f.children.as_slice())
+        .unwrap_or(&[])
+    {
         let found = match d.name.as_str() {
             "DistinguishedFolderId" => state
                 .folders
                 .iter()
                 .find(|f| f.distinguished.is_some() && f.distinguished == d.attr("Id")),
-            _ => state.folders.iter().find(|f| Some(f.id.as_str()) == d.attr("Id")),
+            _ => state
+                .folders
+                .iter()
+                .find(|f| Some(f.id.as_str()) == d.attr("Id")),
         };
         match found {
-            Some(f) => msgs.push_str(&ok_msg("GetFolder", &format!("<m:Folders>{}</m:Folders>", folder_xml(f)))),
-            None => msgs.push_str(&err_msg("GetFolder", "ErrorFolderNotFound", "The specified folder could not be found in the store.")),
+            Some(f) => msgs.push_str(&ok_msg(
+                "GetFolder",
+                &format!("<m:Folders>{}</m:Folders>", folder_xml(f)),
+            )),
+            None => msgs.push_str(&err_msg(
+                "GetFolder",
+                "ErrorFolderNotFound",
+                "The specified folder could not be found in the store.",
+            )),
         }
     }
     wrap("GetFolder", &msgs)
@@ -383,7 +457,14 @@ fn get_folder(state: &EwsState, op: &Node) -> Response {
 fn find_folder(state: &EwsState, op: &Node) -> Response {
     let parent = op.find("DistinguishedFolderId").and_then(|d| d.attr("Id"));
     if parent != Some("msgfolderroot") || op.attr("Traversal") != Some("Deep") {
-        return wrap("FindFolder", &err_msg("FindFolder", "ErrorInvalidRequest", "This server only serves deep traversal from msgfolderroot."));
+        return wrap(
+            "FindFolder",
+            &err_msg(
+                "FindFolder",
+                "ErrorInvalidRequest",
+                "This server only serves deep traversal from msgfolderroot.",
+            ),
+        );
     }
     let (offset, max) = paging(op.child("IndexedPageFolderView"), state.config.max_page);
     let total = state.folders.len();
@@ -394,7 +475,10 @@ fn find_folder(state: &EwsState, op: &Node) -> Response {
         "FindFolder",
         &ok_msg(
             "FindFolder",
-            &format!(r#"<m:RootFolder IndexedPagingOffset="{end}" TotalItemsInView="{total}" IncludesLastItemInRange="{}"><t:Folders>{inner}</t:Folders></m:RootFolder>"#, end >= total),
+            &format!(
+                r#"<m:RootFolder IndexedPagingOffset="{end}" TotalItemsInView="{total}" IncludesLastItemInRange="{}"><t:Folders>{inner}</t:Folders></m:RootFolder>"#,
+                end >= total
+            ),
         ),
     )
 }
@@ -432,10 +516,20 @@ fn passes(r: &Node, t: DateTime<Utc>) -> Result<bool, String> {
 
 fn find_item(state: &EwsState, op: &Node) -> Response {
     let Some(fid) = op.find("FolderId").and_then(|f| f.attr("Id")) else {
-        return wrap("FindItem", &err_msg("FindItem", "ErrorInvalidRequest", "No ParentFolderIds."));
+        return wrap(
+            "FindItem",
+            &err_msg("FindItem", "ErrorInvalidRequest", "No ParentFolderIds."),
+        );
     };
     if !state.folders.iter().any(|f| f.id == fid) {
-        return wrap("FindItem", &err_msg("FindItem", "ErrorFolderNotFound", "The specified folder could not be found in the store."));
+        return wrap(
+            "FindItem",
+            &err_msg(
+                "FindItem",
+                "ErrorFolderNotFound",
+                "The specified folder could not be found in the store.",
+            ),
+        );
     }
     let restriction = op.child("Restriction").and_then(|r| r.children.first());
     let mut items: Vec<&StoredMessage> = Vec::new();
@@ -444,7 +538,12 @@ fn find_item(state: &EwsState, op: &Node) -> Response {
             continue;
         }
         match restriction.map(|r| passes(r, m.received)) {
-            Some(Err(e)) => return wrap("FindItem", &err_msg("FindItem", "ErrorInvalidRestriction", &e)),
+            Some(Err(e)) => {
+                return wrap(
+                    "FindItem",
+                    &err_msg("FindItem", "ErrorInvalidRestriction", &e),
+                );
+            }
             Some(Ok(false)) => continue,
             _ => items.push(m),
         }
@@ -470,15 +569,24 @@ fn find_item(state: &EwsState, op: &Node) -> Response {
         "FindItem",
         &ok_msg(
             "FindItem",
-            &format!(r#"<m:RootFolder IndexedPagingOffset="{end}" TotalItemsInView="{total}" IncludesLastItemInRange="{}"><t:Items>{inner}</t:Items></m:RootFolder>"#, end >= total),
+            &format!(
+                r#"<m:RootFolder IndexedPagingOffset="{end}" TotalItemsInView="{total}" IncludesLastItemInRange="{}"><t:Items>{inner}</t:Items></m:RootFolder>"#,
+                end >= total
+            ),
         ),
     )
 }
 
 fn get_item(state: &EwsState, op: &Node) -> Response {
-    let mime = op.find("IncludeMimeContent").is_some_and(|n| n.text.trim() == "true");
+    let mime = op
+        .find("IncludeMimeContent")
+        .is_some_and(|n| n.text.trim() == "true");
     let mut msgs = String::new();
-    for id in op.child("ItemIds").map(|i| i.children.as_slice()).unwrap_or(&[]) {
+    for id in op
+        .child("ItemIds")
+        .map(|i| i.children.as_slice())
+        .unwrap_or(&[])
+    {
         let found = state
             .messages
             .iter()
@@ -498,7 +606,11 @@ fn get_item(state: &EwsState, op: &Node) -> Response {
                     &format!(r#"<m:Items><t:Message>{content}<t:ItemId Id="{}" ChangeKey="CQAAAA=="/></t:Message></m:Items>"#, escape(&m.id)),
                 ));
             }
-            None => msgs.push_str(&err_msg("GetItem", "ErrorItemNotFound", "The specified object was not found in the store.")),
+            None => msgs.push_str(&err_msg(
+                "GetItem",
+                "ErrorItemNotFound",
+                "The specified object was not found in the store.",
+            )),
         }
     }
     wrap("GetItem", &msgs)

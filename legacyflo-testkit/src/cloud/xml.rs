@@ -111,9 +111,13 @@ impl Node {
 
     /// The first descendant (depth first, self excluded) named `name`.
     pub fn find(&self, name: &str) -> Option<&Node> {
-        self.children
-            .iter()
-            .find_map(|c| if c.name == name { Some(c) } else { c.find(name) })
+        self.children.iter().find_map(|c| {
+            if c.name == name {
+                Some(c)
+            } else {
+                c.find(name)
+            }
+        })
     }
 
     /// An attribute's value.
