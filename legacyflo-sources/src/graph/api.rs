@@ -34,16 +34,6 @@ pub struct MailFolder {
     pub total_item_count: Option<u64>,
 }
 
-/// `GET …/messages` pages.
-#[derive(Debug, Deserialize)]
-pub struct MessagePage {
-    /// The messages.
-    pub value: Vec<MessageMeta>,
-    /// The next page, if any.
-    #[serde(rename = "@odata.nextLink")]
-    pub next_link: Option<String>,
-}
-
 /// A `message` resource with the `$select`ed properties.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -63,6 +53,22 @@ pub struct MessageMeta {
     /// Outlook categories.
     #[serde(default)]
     pub categories: Vec<String>,
+    /// In a delta page: set when the message left the folder.
+    #[serde(rename = "@removed", default)]
+    pub removed: Option<serde_json::Value>,
+}
+
+/// `GET …/messages/delta` pages.
+#[derive(Debug, Deserialize)]
+pub struct DeltaPage {
+    /// Messages added or changed (and removed, with `@removed`).
+    pub value: Vec<MessageMeta>,
+    /// The next page of this round, if any.
+    #[serde(rename = "@odata.nextLink")]
+    pub next_link: Option<String>,
+    /// On the last page: where the next round starts.
+    #[serde(rename = "@odata.deltaLink")]
+    pub delta_link: Option<String>,
 }
 
 /// A `followupFlag`.
@@ -110,7 +116,8 @@ pub fn classify(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Verdict
             text,
         ),
         500..=599 => Verdict::Transient(text),
-        404 => Verdict::Fail(ErrorKind::NotFound, text),
+        // 410: a delta token Graph no longer knows (the caller lists the folder again).
+        404 | 410 => Verdict::Fail(ErrorKind::NotFound, text),
         401 => Verdict::Fail(ErrorKind::Unauthenticated, text),
         403 => Verdict::Fail(ErrorKind::PermissionDenied, text),
         400 => Verdict::Fail(ErrorKind::InvalidInput, text),

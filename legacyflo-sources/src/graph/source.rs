@@ -15,7 +15,7 @@ use legacyflo_core::{
 use tokio::sync::{OnceCell, Semaphore};
 use tracing::debug;
 
-use super::api::{FolderPage, MailFolder, MessageMeta, MessagePage, classify};
+use super::api::{DeltaPage, FolderPage, MailFolder, MessageMeta, classify};
 use crate::cloud::{ApiClient, QuotaLimiter};
 
 /// Top-level folders the service does not migrate (they hold no mail, or deleted mail).
@@ -57,9 +57,14 @@ impl GraphOptions {
 
 /// A Microsoft 365 mailbox read through Graph.
 ///
-/// Positions are `receivedDateTime|id` of the last message yielded; a folder streams in
-/// `(receivedDateTime, id)` order, so a resume (or a later incremental run) yields exactly
-/// the messages after it, including mail that arrived since.
+/// A folder is listed by a delta query (`mailFolders/{id}/messages/delta`) and streams in
+/// `(receivedDateTime, id)` order. Positions are `receivedDateTime|id` of the message
+/// yielded; the last message of a folder's listing also carries the round's
+/// `@odata.deltaLink` (`receivedDateTime|id|delta=LINK`). A stream started after a
+/// position with a delta link asks Graph only for the changes since (one round instead of
+/// a full listing) and yields the messages after the position; when Graph no longer knows
+/// the token (410), the folder is listed again and the same rule applies. Either way a
+/// resume or a later incremental run yields exactly the messages after the position.
 pub struct GraphSource {
     client: ApiClient,
     opts: GraphOptions,
@@ -190,50 +195,68 @@ impl GraphSource {
             .await
     }
 
-    /// Every message of folder `id` in the window, sorted by (receivedDateTime, id).
-    async fn list_messages(
+    /// One delta round from `first` (a folder's delta URL or a delta link): the messages
+    /// in it that are in the window, sorted by (receivedDateTime, id), and the next round's
+    /// delta link.
+    async fn delta_round(
         &self,
-        id: &str,
+        first: String,
         since: Option<DateTime<Utc>>,
         before: Option<DateTime<Utc>>,
-    ) -> Result<Vec<(DateTime<Utc>, MessageMeta)>> {
-        // `$orderby` properties must appear in `$filter` first: the window always has a
-        // lower bound.
-        let lower = since.unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
-        let mut filter = format!("receivedDateTime ge {}", iso(lower));
-        if let Some(b) = before {
-            filter.push_str(&format!(" and receivedDateTime lt {}", iso(b)));
-        }
-        let mut next = Some(format!(
-            "{}/mailFolders/{}/messages?$select=id,receivedDateTime,isRead,isDraft,flag,categories&$filter={}&$orderby=receivedDateTime&$top={}",
-            self.user_url(),
-            enc(id),
-            enc(&filter),
-            self.opts.page_size
-        ));
+    ) -> Result<(Vec<(DateTime<Utc>, MessageMeta)>, Option<String>)> {
+        let mut next = Some(first);
         let mut out = Vec::new();
+        let mut delta = None;
         while let Some(url) = next {
-            let body = self.get("list messages", &url).await?;
-            let page: MessagePage =
-                serde_json::from_slice(&body).map_err(|e| protocol("messages page", e))?;
+            let body = self.get("list messages (delta)", &url).await?;
+            let page: DeltaPage =
+                serde_json::from_slice(&body).map_err(|e| protocol("delta page", e))?;
             for m in page.value {
+                if m.removed.is_some() {
+                    continue;
+                }
                 let t = parse_time(m.received_date_time.as_deref())
                     .unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
+                if since.is_some_and(|s| t < s) || before.is_some_and(|b| t >= b) {
+                    continue;
+                }
                 out.push((t, m));
             }
             next = page.next_link;
+            delta = page.delta_link.or(delta);
         }
         out.sort_by(|a, b| (a.0, &a.1.id).cmp(&(b.0, &b.1.id)));
         out.dedup_by(|a, b| a.1.id == b.1.id);
-        Ok(out)
+        Ok((out, delta))
+    }
+
+    /// The first delta round of folder `id` (every message on or after `since`).
+    fn delta_url(&self, id: &str, since: Option<DateTime<Utc>>) -> String {
+        let mut url = format!(
+            "{}/mailFolders/{}/messages/delta?$select=id,receivedDateTime,isRead,isDraft,flag,categories",
+            self.user_url(),
+            enc(id),
+        );
+        if let Some(s) = since {
+            url.push_str(&format!(
+                "&$filter={}",
+                enc(&format!("receivedDateTime ge {}", iso(s)))
+            ));
+        }
+        url
     }
 }
 
-fn position(t: DateTime<Utc>, id: &str) -> Position {
-    format!("{}|{id}", t.to_rfc3339_opts(SecondsFormat::Millis, true))
+fn position(t: DateTime<Utc>, id: &str, delta: Option<&str>) -> Position {
+    let t = t.to_rfc3339_opts(SecondsFormat::Millis, true);
+    match delta {
+        Some(link) => format!("{t}|{id}|delta={link}"),
+        None => format!("{t}|{id}"),
+    }
 }
 
-fn parse_position(p: &str) -> Result<(DateTime<Utc>, String)> {
+/// `(receivedDateTime, id, delta link)` of a position.
+fn parse_position(p: &str) -> Result<(DateTime<Utc>, String, Option<String>)> {
     let bad = || {
         Error::backend(
             "graph",
@@ -241,9 +264,14 @@ fn parse_position(p: &str) -> Result<(DateTime<Utc>, String)> {
             format!("position `{p}` is not a Graph position"),
         )
     };
-    let (t, id) = p.split_once('|').ok_or_else(bad)?;
+    let (t, rest) = p.split_once('|').ok_or_else(bad)?;
     let t = parse_time(Some(t)).ok_or_else(bad)?;
-    Ok((t, id.to_string()))
+    let (id, delta) = match rest.split_once("|delta=") {
+        Some((id, link)) if !link.is_empty() => (id, Some(link.to_string())),
+        Some(_) => return Err(bad()),
+        None => (rest, None),
+    };
+    Ok((t, id.to_string(), delta))
 }
 
 fn message_of(meta: &MessageMeta, t: DateTime<Utc>, raw: Bytes, folder: &FolderPath) -> Message {
@@ -309,16 +337,30 @@ impl Source for GraphSource {
             })?;
         let after = after.map(|p| parse_position(p)).transpose()?;
         let since = match (&after, filter.since_instant()) {
-            (Some((t, _)), Some(s)) => Some((*t).max(s)),
-            (Some((t, _)), None) => Some(*t),
+            (Some((t, _, _)), Some(s)) => Some((*t).max(s)),
+            (Some((t, _, _)), None) => Some(*t),
             (None, s) => s,
         };
-        let mut metas = self
-            .list_messages(&id, since, filter.before_instant())
-            .await?;
-        if let Some((t, last)) = &after {
+        let before = filter.before_instant();
+        let changes = match after.as_ref().and_then(|a| a.2.clone()) {
+            Some(link) => match self.delta_round(link, since, before).await {
+                Ok(r) => Some(r),
+                Err(e) if e.kind() == ErrorKind::NotFound => {
+                    debug!(%folder, "delta token expired: listing the folder again");
+                    None
+                }
+                Err(e) => return Err(e),
+            },
+            None => None,
+        };
+        let (mut metas, delta) = match changes {
+            Some(r) => r,
+            None => self.delta_round(self.delta_url(&id, since), since, before).await?,
+        };
+        if let Some((t, last, _)) = &after {
             metas.retain(|(mt, m)| (*mt, &m.id) > (*t, last));
         }
+        let last = metas.last().map(|(_, m)| m.id.clone());
         let folder = folder.clone();
         let mailbox = self.opts.mailbox.clone();
         let s = futures::stream::iter(metas)
@@ -330,8 +372,9 @@ impl Source for GraphSource {
                     enc(&mailbox),
                     enc(&meta.id)
                 );
+                let link = delta.clone().filter(|_| last.as_deref() == Some(meta.id.as_str()));
                 async move {
-                    let pos = position(t, &meta.id);
+                    let pos = position(t, &meta.id, link.as_deref());
                     match self.get("get message $value", &url).await {
                         Ok(raw) => Ok(SourceEvent::Message(SourceItem {
                             message: message_of(&meta, t, raw, &folder),

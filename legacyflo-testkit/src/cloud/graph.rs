@@ -69,14 +69,20 @@ struct Folder {
     parent: Option<String>,
 }
 
+/// The messages (appended only: a message's index + 1 is its change number, which delta
+/// tokens count).
+struct Store {
+    messages: Vec<StoredMessage>,
+    folder_of: HashMap<String, String>,
+    by_id: HashMap<String, usize>,
+}
+
 /// Shared state of a Graph server.
 pub struct GraphState {
     config: GraphConfig,
     base: std::sync::OnceLock<String>,
     folders: Vec<Folder>,
-    messages: Vec<StoredMessage>,
-    folder_of: HashMap<String, String>,
-    by_id: HashMap<String, usize>,
+    store: std::sync::RwLock<Store>,
     window: Mutex<Window>,
     in_flight: AtomicU64,
     calls: AtomicU64,
@@ -101,6 +107,33 @@ impl GraphServer {
     /// The counters.
     pub fn counters(&self) -> &Counters {
         &self.state.counters
+    }
+
+    /// Delivers `m` into its folder, which must exist (new mail between two runs).
+    pub fn deliver(&self, m: &Message) {
+        let mut parent: Option<String> = None;
+        for seg in m.folder.segments() {
+            let f = self
+                .state
+                .folders
+                .iter()
+                .find(|f| f.parent == parent && &f.name == seg)
+                .expect("deliver into an existing folder");
+            parent = Some(f.id.clone());
+        }
+        let fid = parent.expect("a folder");
+        let mut store = self.state.store.write().expect("store lock");
+        let i = store.messages.len();
+        let id = format!("AAMkAGMsg{:06}-{}=", i, i * 31 % 97);
+        store.folder_of.insert(id.clone(), fid);
+        store.by_id.insert(id.clone(), i);
+        store.messages.push(StoredMessage {
+            id,
+            folder: m.folder.clone(),
+            raw: m.raw.clone(),
+            received: received_of(m),
+            flags: m.flags.clone(),
+        });
     }
 }
 
@@ -161,9 +194,11 @@ pub async fn graph_server(
         config,
         base: Default::default(),
         folders,
-        messages: stored,
-        folder_of,
-        by_id,
+        store: std::sync::RwLock::new(Store {
+            messages: stored,
+            folder_of,
+            by_id,
+        }),
         in_flight: 0.into(),
         calls: 0.into(),
         injected: 0.into(),
@@ -178,6 +213,10 @@ pub async fn graph_server(
         .route(
             "/v1.0/users/{user}/mailFolders/{id}/messages",
             get(folder_messages),
+        )
+        .route(
+            "/v1.0/users/{user}/mailFolders/{id}/messages/delta",
+            get(folder_delta),
         )
         .route(
             "/v1.0/users/{user}/messages/{id}/{value}",
@@ -306,7 +345,11 @@ impl GraphState {
             .iter()
             .filter(|c| c.parent.as_deref() == Some(&f.id))
             .count();
-        let total = self.folder_of.values().filter(|v| **v == f.id).count();
+        let total = self
+            .store
+            .read()
+            .map(|s| s.folder_of.values().filter(|v| **v == f.id).count())
+            .unwrap_or(0);
         json!({
             "id": f.id, "displayName": f.name,
             "parentFolderId": f.parent.clone().unwrap_or_else(|| "AAMkAGRoot=".into()),
@@ -451,10 +494,11 @@ async fn folder_messages(
             );
         }
     }
-    let mut list: Vec<&StoredMessage> = st
+    let store = st.store.read().expect("store lock");
+    let mut list: Vec<&StoredMessage> = store
         .messages
         .iter()
-        .filter(|m| st.folder_of.get(&m.id) == Some(&id))
+        .filter(|m| store.folder_of.get(&m.id) == Some(&id))
         .filter(|m| {
             clauses.iter().all(|(op, t)| match op.as_str() {
                 "ge" => m.received >= *t,
@@ -528,7 +572,11 @@ async fn message_value(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let Some(&i) = st.by_id.get(&id) else {
+    let raw = {
+        let store = st.store.read().expect("store lock");
+        store.by_id.get(&id).map(|&i| store.messages[i].raw.clone())
+    };
+    let Some(raw) = raw else {
         return graph_error(
             StatusCode::NOT_FOUND,
             "ErrorItemNotFound",
@@ -538,6 +586,120 @@ async fn message_value(
     Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "text/plain")
-        .body(Body::from(st.messages[i].raw.clone()))
+        .body(Body::from(raw))
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// `mailFolders/{id}/messages/delta`: the first round lists the folder (`$filter` on
+/// `receivedDateTime` and `$select` as for `messages`; pages by `$skiptoken`, size from
+/// `Prefer: odata.maxpagesize`), its last page carries `@odata.deltaLink`; a call with
+/// `$deltatoken` lists the messages added since that token. An unknown token is `410 Gone`
+/// with `SyncStateNotFound`, as Graph answers an expired one.
+async fn folder_delta(
+    State(st): State<Arc<GraphState>>,
+    Path((user, id)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+    h: HeaderMap,
+) -> Response {
+    let _slot = match st.admit(&h, &user).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if !st.folders.iter().any(|f| f.id == id) {
+        return graph_error(
+            StatusCode::NOT_FOUND,
+            "ErrorItemNotFound",
+            "The specified object was not found in the store.",
+        );
+    }
+    let clauses = match q.get("$filter").map(|f| parse_filter(f)).transpose() {
+        Ok(c) => c.unwrap_or_default(),
+        Err(e) => return graph_error(StatusCode::BAD_REQUEST, "ErrorInvalidUrlQueryFilter", &e),
+    };
+    let store = st.store.read().expect("store lock");
+    let since = match q.get("$deltatoken") {
+        None => 0,
+        Some(t) => match t.strip_prefix("dt-").and_then(|n| n.parse::<usize>().ok()) {
+            Some(n) if n <= store.messages.len() => n,
+            _ => {
+                return graph_error(
+                    StatusCode::GONE,
+                    "SyncStateNotFound",
+                    "The sync state generation is not found.",
+                );
+            }
+        },
+    };
+    let list: Vec<&StoredMessage> = store.messages[since..]
+        .iter()
+        .filter(|m| store.folder_of.get(&m.id) == Some(&id))
+        .filter(|m| {
+            clauses.iter().all(|(op, t)| match op.as_str() {
+                "ge" => m.received >= *t,
+                "gt" => m.received > *t,
+                "le" => m.received <= *t,
+                _ => m.received < *t,
+            })
+        })
+        .collect();
+    let top = h
+        .get("prefer")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().strip_prefix("odata.maxpagesize="))
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(10)
+        .clamp(1, st.config.max_page);
+    let skip = q
+        .get("$skiptoken")
+        .and_then(|v| v.strip_prefix("sk-"))
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    let value: Vec<Value> = list
+        .iter()
+        .skip(skip)
+        .take(top)
+        .map(|m| {
+            json!({
+                "@odata.type": "#microsoft.graph.message",
+                "@odata.etag": "W/\"CQAAABYAAAA\"",
+                "id": m.id,
+                "receivedDateTime": m.received.to_rfc3339_opts(SecondsFormat::Secs, true),
+                "isRead": m.flags.contains(&Flag::Seen),
+                "isDraft": m.flags.contains(&Flag::Draft),
+                "flag": {"flagStatus": if m.flags.contains(&Flag::Flagged) { "flagged" } else { "notFlagged" }},
+                "categories": [],
+            })
+        })
+        .collect();
+    let base = format!(
+        "{}/users/{}/mailFolders/{}/messages/delta",
+        st.base(),
+        urlencoding::encode(&user),
+        urlencoding::encode(&id)
+    );
+    let mut body = json!({
+        "@odata.context": format!("{}/$metadata#Collection(message)", st.base()),
+        "value": value,
+    });
+    if skip + top < list.len() {
+        let mut next = format!("{base}?$skiptoken=sk-{}", skip + top);
+        if since > 0 {
+            next.push_str(&format!("&$deltatoken=dt-{since}"));
+        }
+        for k in ["$select", "$filter"] {
+            if let Some(v) = q.get(k) {
+                next.push_str(&format!("&{k}={}", urlencoding::encode(v)));
+            }
+        }
+        body["@odata.nextLink"] = Value::String(next);
+    } else {
+        let mut link = format!("{base}?$deltatoken=dt-{}", store.messages.len());
+        for k in ["$select", "$filter"] {
+            if let Some(v) = q.get(k) {
+                link.push_str(&format!("&{k}={}", urlencoding::encode(v)));
+            }
+        }
+        body["@odata.deltaLink"] = Value::String(link);
+    }
+    Json(body).into_response()
 }
