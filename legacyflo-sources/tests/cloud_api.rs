@@ -644,7 +644,7 @@ async fn google_token_endpoint_verifies_every_claim() {
 
 /// Everything a folder stream yields after `after`, with the last position.
 async fn drain(
-    src: &GraphSource,
+    src: &dyn Source,
     folder: &legacyflo_core::FolderPath,
     after: Option<&String>,
 ) -> (Vec<Message>, Option<String>) {
@@ -714,4 +714,67 @@ async fn graph_delta_rerun_yields_only_new_mail() {
     let expired = format!("{head}$deltatoken=dt-999999");
     let (again, _) = drain(&src, &folder, Some(&expired)).await;
     assert_eq!(again.len(), 3);
+}
+
+/// A later run started from the last position asks `history.list` for what was added
+/// since (the history id it carries) and yields only the mail delivered in between, each in
+/// its folder; an expired history (404) falls back to listing, with the same result.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gmail_history_rerun_yields_only_new_mail() {
+    let tok = tokens().await;
+    let inbox = legacyflo_core::FolderPath::inbox();
+    let proj = legacyflo_core::FolderPath::new(["Projekte"]);
+    let mut msgs = legacyflo_testkit::corpus::generated(40, 64);
+    for (i, m) in msgs.iter_mut().enumerate() {
+        m.folder = if i % 2 == 0 {
+            inbox.clone()
+        } else {
+            proj.clone()
+        };
+    }
+    let mut cfg = GmailConfig::new(GMAIL_USER);
+    cfg.max_page = 9;
+    let srv = gmail_server(cfg, &msgs, &[]).await;
+    let src = gmail_source(&tok, &srv, |_| {});
+    let (a, last_inbox) = drain(&src, &inbox, None).await;
+    let (b, last_proj) = drain(&src, &proj, None).await;
+    assert_eq!(a.len() + b.len(), 40);
+    let (last_inbox, last_proj) = (last_inbox.unwrap(), last_proj.unwrap());
+    assert!(last_inbox.contains("|history="), "{last_inbox}");
+
+    let mk = |i: usize, f: &legacyflo_core::FolderPath| {
+        let raw = format!("Subject: new {i}\r\nMessage-ID: <hnew{i}@x>\r\n\r\nnew {i}\r\n");
+        Message::new(bytes::Bytes::from(raw), f.clone(), format!("n{i}"))
+    };
+    let new_inbox = [mk(0, &inbox), mk(1, &inbox)];
+    let new_proj = [mk(2, &proj)];
+    for m in new_inbox.iter().chain(new_proj.iter()) {
+        srv.deliver(m);
+    }
+    // A new source, as a later run makes.
+    let src = gmail_source(&tok, &srv, |_| {});
+    let before = Counters::get(&srv.counters().requests);
+    let (got, last2) = drain(&src, &inbox, Some(&last_inbox)).await;
+    let raws: Vec<_> = got.iter().map(|m| m.raw.clone()).collect();
+    assert_eq!(
+        raws,
+        new_inbox.iter().map(|m| m.raw.clone()).collect::<Vec<_>>()
+    );
+    // history.list and two gets: no labels.list beyond one, no messages.list.
+    assert!(
+        Counters::get(&srv.counters().requests) - before <= 4,
+        "{} requests",
+        Counters::get(&srv.counters().requests) - before
+    );
+    let (got, _) = drain(&src, &proj, Some(&last_proj)).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].raw, new_proj[0].raw);
+    let (none, _) = drain(&src, &inbox, last2.as_ref()).await;
+    assert!(none.is_empty(), "{} repeated", none.len());
+
+    // History expired: 404, the mailbox is listed again, still only the new mail.
+    srv.state.history_floor.store(u64::MAX, Ordering::SeqCst);
+    let src = gmail_source(&tok, &srv, |_| {});
+    let (got, _) = drain(&src, &inbox, Some(&last_inbox)).await;
+    assert_eq!(got.len(), 2);
 }

@@ -48,6 +48,54 @@ pub struct MessageRef {
     pub id: String,
 }
 
+/// `users.getProfile` (the fields used).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Profile {
+    /// The mailbox's current history id.
+    pub history_id: String,
+}
+
+/// `users.history.list` pages.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryList {
+    /// The records (absent when there are none).
+    #[serde(default)]
+    pub history: Vec<HistoryRecord>,
+    /// The next page, if any.
+    pub next_page_token: Option<String>,
+    /// The mailbox's current history id.
+    pub history_id: Option<String>,
+}
+
+/// One history record (the part used).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryRecord {
+    /// Messages added.
+    #[serde(default)]
+    pub messages_added: Vec<Added>,
+}
+
+/// A `messageAdded` event.
+#[derive(Debug, Deserialize)]
+pub struct Added {
+    /// The message, with its labels.
+    pub message: AddedMessage,
+}
+
+/// A message in a history record.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AddedMessage {
+    /// Its id.
+    pub id: String,
+    /// Its labels when it was added.
+    #[serde(default)]
+    pub label_ids: Vec<String>,
+}
+
 /// `messages.get?format=raw`.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -16,7 +16,9 @@ use reqwest::StatusCode;
 use tokio::sync::{Mutex, OnceCell};
 use tracing::{debug, warn};
 
-use super::api::{Label, LabelList, MessageList, RawMessage, classify, decode_raw};
+use super::api::{
+    HistoryList, Label, LabelList, MessageList, Profile, RawMessage, classify, decode_raw,
+};
 use super::batch::{self, MAX_BATCH};
 use crate::cloud::{ApiClient, QuotaLimiter, Verdict};
 
@@ -26,6 +28,10 @@ pub mod cost {
     pub const LABELS_LIST: u64 = 1;
     /// `messages.list`.
     pub const MESSAGES_LIST: u64 = 5;
+    /// `users.getProfile`.
+    pub const GET_PROFILE: u64 = 1;
+    /// `users.history.list`.
+    pub const HISTORY_LIST: u64 = 2;
     /// `messages.get` (each part of a batch counts).
     pub const MESSAGES_GET: u64 = 5;
 }
@@ -76,6 +82,9 @@ impl GmailOptions {
 struct Index {
     /// Folder -> ids, sorted by (length, id): Gmail ids grow with time.
     folders: BTreeMap<FolderPath, Vec<String>>,
+    /// The mailbox's history id before the listing: `history.list` from it finds all
+    /// mail added since.
+    history_id: Option<String>,
 }
 
 type WindowKey = (Option<i64>, Option<i64>);
@@ -86,6 +95,10 @@ type WindowKey = (Option<i64>, Option<i64>);
 /// [`crate::gmail`]), with all of its labels in [`Message::labels`]. Spam and Trash are
 /// not read. Positions are Gmail message ids: a folder streams in id order, which is
 /// arrival order, so resuming (or re-running later) yields what follows, new mail included.
+/// The last message of a folder's listing also carries the mailbox's history id
+/// (`ID|history=H`): a stream started after such a position asks `history.list` for the
+/// messages added since instead of listing the mailbox again; when Gmail no longer has that
+/// history (404) it lists as usual, with the same result.
 pub struct GmailSource {
     client: ApiClient,
     opts: GmailOptions,
@@ -210,6 +223,70 @@ impl GmailSource {
             .await
     }
 
+    /// The folder of a message with `label_ids` by the folder rule; `None` for Spam and
+    /// Trash.
+    fn folder_of_labels(&self, labels: &[Label], label_ids: &[String]) -> Option<FolderPath> {
+        let has = |l: &str| label_ids.iter().any(|x| x == l);
+        if has("SPAM") || has("TRASH") {
+            return None;
+        }
+        Some(
+            folder_labels(labels)
+                .into_iter()
+                .find(|(l, _)| has(&l.id))
+                .map_or_else(|| FolderPath::new([ALL_MAIL]), |(_, p)| p),
+        )
+    }
+
+    /// Messages added since history id `start`, with their folders, and the current
+    /// history id; `None` when Gmail no longer keeps that history (404).
+    async fn added_since(
+        &self,
+        start: &str,
+    ) -> Result<Option<(Vec<(String, FolderPath)>, String)>> {
+        let labels = self.labels().await?;
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        let mut current = start.to_string();
+        loop {
+            let mut url = format!(
+                "{}/history?startHistoryId={}&historyTypes=messageAdded&maxResults=500",
+                self.users_url(),
+                enc(start)
+            );
+            if let Some(t) = &token {
+                url.push_str(&format!("&pageToken={}", enc(t)));
+            }
+            let body = match self
+                .get_json("history.list", &url, cost::HISTORY_LIST)
+                .await
+            {
+                Ok(b) => b,
+                Err(e) if e.kind() == ErrorKind::NotFound => {
+                    debug!(user = %self.opts.user, "history expired: listing again");
+                    return Ok(None);
+                }
+                Err(e) => return Err(e),
+            };
+            let page: HistoryList =
+                serde_json::from_slice(&body).map_err(|e| protocol("history.list", e))?;
+            for rec in page.history {
+                for a in rec.messages_added {
+                    if let Some(f) = self.folder_of_labels(labels, &a.message.label_ids) {
+                        out.push((a.message.id, f));
+                    }
+                }
+            }
+            if let Some(h) = page.history_id {
+                current = h;
+            }
+            match page.next_page_token {
+                Some(t) if !t.is_empty() => token = Some(t),
+                _ => return Ok(Some((out, current))),
+            }
+        }
+    }
+
     /// Every id of `label` (all mail but Spam and Trash when `None`) matching `q`.
     async fn list_ids(&self, label: Option<&str>, q: &str) -> Result<Vec<String>> {
         let mut ids = Vec::new();
@@ -257,6 +334,16 @@ impl GmailSource {
         }
         let q = q.join(" ");
         let labels = self.labels().await?;
+        // Before the listing, so that nothing added during it is missed by history.list.
+        let profile = self
+            .get_json(
+                "users.getProfile",
+                &format!("{}/profile", self.users_url()),
+                cost::GET_PROFILE,
+            )
+            .await?;
+        let profile: Profile =
+            serde_json::from_slice(&profile).map_err(|e| protocol("users.getProfile", e))?;
         let mut owner: HashMap<String, FolderPath> = HashMap::new();
         for (label, folder) in folder_labels(labels) {
             for id in self.list_ids(Some(&label.id), &q).await? {
@@ -268,7 +355,10 @@ impl GmailSource {
                 .entry(id)
                 .or_insert_with(|| FolderPath::new([ALL_MAIL]));
         }
-        let mut index = Index::default();
+        let mut index = Index {
+            history_id: Some(profile.history_id),
+            ..Index::default()
+        };
         for (id, folder) in owner {
             index.folders.entry(folder).or_default().push(id);
         }
@@ -477,6 +567,21 @@ impl GmailSource {
     }
 }
 
+/// Adds `|history=H` to the position of the event of message `tag.0`.
+fn tag_last(mut ev: SourceEvent, tag: Option<&(String, String)>) -> SourceEvent {
+    let Some((id, h)) = tag else { return ev };
+    match &mut ev {
+        SourceEvent::Message(item) if &item.position == id => {
+            item.position = format!("{id}|history={h}");
+        }
+        SourceEvent::Unreadable { position, .. } if position == id => {
+            *position = format!("{id}|history={h}");
+        }
+        _ => {}
+    }
+    ev
+}
+
 #[async_trait]
 impl Source for GmailSource {
     fn kind(&self) -> &str {
@@ -508,11 +613,39 @@ impl Source for GmailSource {
         filter: &Filter,
         after: Option<&Position>,
     ) -> Result<MessageStream<'a>> {
-        let index = self.index(filter).await?;
-        let mut ids: Vec<String> = index.folders.get(folder).cloned().unwrap_or_default();
-        if let Some(p) = after {
+        let (last, start) = match after.map(|p| p.split_once("|history=")) {
+            Some(Some((id, h))) if !h.is_empty() => (Some(id.to_string()), Some(h.to_string())),
+            Some(_) => (after.cloned(), None),
+            None => (None, None),
+        };
+        let added = match &start {
+            Some(h) => self.added_since(h).await?,
+            None => None,
+        };
+        let (mut ids, history) = match added {
+            Some((added, current)) => {
+                let mut ids: Vec<String> = added
+                    .into_iter()
+                    .filter(|(_, f)| f == folder)
+                    .map(|(id, _)| id)
+                    .collect();
+                ids.sort_by(id_order);
+                ids.dedup();
+                (ids, Some(current))
+            }
+            None => {
+                let index = self.index(filter).await?;
+                (
+                    index.folders.get(folder).cloned().unwrap_or_default(),
+                    index.history_id.clone(),
+                )
+            }
+        };
+        if let Some(p) = &last {
             ids.retain(|id| id_order(id, p) == std::cmp::Ordering::Greater);
         }
+        // The last message of the folder carries the history id for the next run.
+        let tag = ids.last().cloned().zip(history);
         let chunks: Vec<Vec<String>> = ids
             .chunks(self.opts.batch_size.clamp(1, MAX_BATCH))
             .map(<[String]>::to_vec)
@@ -521,8 +654,13 @@ impl Source for GmailSource {
         let s = futures::stream::iter(chunks)
             .map(move |c| self.fetch_batch(c, folder.clone()))
             .buffered(self.opts.batches_in_flight.max(1))
-            .flat_map(|r| match r {
-                Ok(events) => futures::stream::iter(events.into_iter().map(Ok).collect::<Vec<_>>()),
+            .flat_map(move |r| match r {
+                Ok(events) => futures::stream::iter(
+                    events
+                        .into_iter()
+                        .map(|e| Ok(tag_last(e, tag.as_ref())))
+                        .collect::<Vec<_>>(),
+                ),
                 Err(e) => futures::stream::iter(vec![Err(e)]),
             });
         let mut failed = false;

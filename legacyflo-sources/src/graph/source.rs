@@ -355,7 +355,10 @@ impl Source for GraphSource {
         };
         let (mut metas, delta) = match changes {
             Some(r) => r,
-            None => self.delta_round(self.delta_url(&id, since), since, before).await?,
+            None => {
+                self.delta_round(self.delta_url(&id, since), since, before)
+                    .await?
+            }
         };
         if let Some((t, last, _)) = &after {
             metas.retain(|(mt, m)| (*mt, &m.id) > (*t, last));
@@ -372,7 +375,9 @@ impl Source for GraphSource {
                     enc(&mailbox),
                     enc(&meta.id)
                 );
-                let link = delta.clone().filter(|_| last.as_deref() == Some(meta.id.as_str()));
+                let link = delta
+                    .clone()
+                    .filter(|_| last.as_deref() == Some(meta.id.as_str()));
                 async move {
                     let pos = position(t, &meta.id, link.as_deref());
                     match self.get("get message $value", &url).await {

@@ -67,15 +67,38 @@ struct Label {
 struct Stored {
     msg: StoredMessage,
     labels: Vec<String>,
+    /// The history record that added it.
+    history: u64,
+}
+
+/// Newest first, as Gmail lists.
+struct Store {
+    messages: Vec<Stored>,
+    by_id: HashMap<String, usize>,
+}
+
+impl Store {
+    fn new(messages: Vec<Stored>) -> Store {
+        let by_id = messages
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.msg.id.clone(), i))
+            .collect();
+        Store { messages, by_id }
+    }
+    /// The mailbox's current history id.
+    fn history_id(&self) -> u64 {
+        self.messages.first().map_or(1000, |s| s.history)
+    }
 }
 
 /// Shared state of a Gmail server.
 pub struct GmailState {
     config: GmailConfig,
     labels: Vec<Label>,
-    /// Newest first, as Gmail lists.
-    messages: Vec<Stored>,
-    by_id: HashMap<String, usize>,
+    store: std::sync::RwLock<Store>,
+    /// `history.list` with a `startHistoryId` below this answers 404 (history expired).
+    pub history_floor: AtomicU64,
     quota: Mutex<Window>,
     injected: AtomicU64,
     calls: AtomicU64,
@@ -99,6 +122,47 @@ impl GmailServer {
     /// The counters.
     pub fn counters(&self) -> &Counters {
         &self.state.counters
+    }
+
+    /// Delivers `m` (new mail between two runs): its folder becomes its label as in
+    /// [`gmail_server`]; a user label must exist already. Recorded as a `messageAdded`
+    /// history event.
+    pub fn deliver(&self, m: &Message) {
+        let mut ls = Vec::new();
+        if let Some(l) = system_label(&m.folder) {
+            ls.push(l.to_string());
+        } else if m.folder.join("/") != "All Mail" && !m.folder.is_root() {
+            let name = m.folder.join("/");
+            let l = self
+                .state
+                .labels
+                .iter()
+                .find(|l| l.name == name)
+                .expect("deliver under an existing label");
+            ls.push(l.id.clone());
+        }
+        if !m.has_flag(&Flag::Seen) {
+            ls.push("UNREAD".into());
+        }
+        let mut store = self.state.store.write().expect("store lock");
+        let history = store.history_id() + 1;
+        let n = store.messages.len() as u64 + 1_000_000;
+        let mut messages = std::mem::take(&mut store.messages);
+        messages.insert(
+            0,
+            Stored {
+                msg: StoredMessage {
+                    id: format!("{:016x}", 0x18a0_0000_0000_0000u64 + n * 7919),
+                    folder: m.folder.clone(),
+                    raw: m.raw.clone(),
+                    received: received_of(m),
+                    flags: m.flags.clone(),
+                },
+                labels: ls,
+                history,
+            },
+        );
+        *store = Store::new(messages);
     }
 }
 
@@ -183,20 +247,16 @@ pub async fn gmail_server(
                 flags: m.flags.clone(),
             },
             labels: ls,
+            history: 1000 + i as u64,
         });
     }
     stored.reverse();
-    let by_id = stored
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.msg.id.clone(), i))
-        .collect();
     let state = Arc::new(GmailState {
         quota: Mutex::new(Window::new(config.quota_units, config.quota_window)),
         config,
         labels,
-        messages: stored,
-        by_id,
+        store: std::sync::RwLock::new(Store::new(stored)),
+        history_floor: 0.into(),
         injected: 0.into(),
         calls: 0.into(),
         counters: Arc::new(Counters::default()),
@@ -204,6 +264,8 @@ pub async fn gmail_server(
     let app = Router::new()
         .route("/gmail/v1/users/{user}/labels", get(labels_list))
         .route("/gmail/v1/users/{user}/messages", get(messages_list))
+        .route("/gmail/v1/users/{user}/profile", get(profile))
+        .route("/gmail/v1/users/{user}/history", get(history_list))
         .route("/gmail/v1/users/{user}/messages/{id}", get(messages_get))
         .route("/batch/gmail/v1", post(batch))
         .with_state(state.clone());
@@ -305,20 +367,21 @@ impl GmailState {
     }
 
     fn get_message(&self, id: &str, format: Option<&str>) -> Answer {
-        let Some(&i) = self.by_id.get(id) else {
+        let store = self.store.read().expect("store lock");
+        let Some(&i) = store.by_id.get(id) else {
             return (
                 StatusCode::NOT_FOUND,
                 Vec::new(),
                 json!({"error": {"code": 404, "message": "Requested entity was not found.", "errors": [{"message": "Requested entity was not found.", "domain": "global", "reason": "notFound"}], "status": "NOT_FOUND"}}),
             );
         };
-        let s = &self.messages[i];
+        let s = &store.messages[i];
         let mut v = json!({
             "id": s.msg.id,
             "threadId": s.msg.id,
             "labelIds": self.label_names(&s.labels),
             "snippet": "",
-            "historyId": (1000 + i).to_string(),
+            "historyId": s.history.to_string(),
             "internalDate": s.msg.received.timestamp_millis().to_string(),
             "sizeEstimate": s.msg.raw.len(),
         });
@@ -424,7 +487,8 @@ async fn messages_list(
             ));
         }
     };
-    let matching: Vec<&Stored> = st
+    let store = st.store.read().expect("store lock");
+    let matching: Vec<&Stored> = store
         .messages
         .iter()
         .filter(|s| labels.iter().all(|l| s.labels.iter().any(|x| x == l)))
@@ -577,4 +641,87 @@ async fn batch(State(st): State<Arc<GmailState>>, h: HeaderMap, body: Bytes) -> 
         )
         .body(Body::from(out))
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// `users.getProfile`: the mailbox's address, counts and current `historyId`.
+async fn profile(
+    State(st): State<Arc<GmailState>>,
+    Path(user): Path<String>,
+    h: HeaderMap,
+) -> Response {
+    if let Err(a) = st.admit(auth_of(&h), &user, 1).await {
+        return into_response(a);
+    }
+    let store = st.store.read().expect("store lock");
+    Json(json!({
+        "emailAddress": st.config.user,
+        "messagesTotal": store.messages.len(),
+        "threadsTotal": store.messages.len(),
+        "historyId": store.history_id().to_string(),
+    }))
+    .into_response()
+}
+
+/// `users.history.list` (2 quota units): the `messageAdded` records after
+/// `startHistoryId` (required), oldest first, paged by `maxResults`/`pageToken`, with
+/// the current `historyId`; a start below the history kept is 404 `notFound`.
+async fn history_list(
+    State(st): State<Arc<GmailState>>,
+    Path(user): Path<String>,
+    Query(q): Query<Vec<(String, String)>>,
+    h: HeaderMap,
+) -> Response {
+    if let Err(a) = st.admit(auth_of(&h), &user, 2).await {
+        return into_response(a);
+    }
+    let get = |k: &str| q.iter().find(|(a, _)| a == k).map(|(_, v)| v.as_str());
+    let Some(start) = get("startHistoryId").and_then(|v| v.parse::<u64>().ok()) else {
+        return into_response(error(
+            StatusCode::BAD_REQUEST,
+            "invalidArgument",
+            "Invalid startHistoryId",
+            "INVALID_ARGUMENT",
+        ));
+    };
+    if start < st.history_floor.load(Ordering::SeqCst) {
+        return into_response(error(
+            StatusCode::NOT_FOUND,
+            "notFound",
+            "Requested entity was not found.",
+            "NOT_FOUND",
+        ));
+    }
+    let max = get("maxResults")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(100)
+        .clamp(1, 500)
+        .min(st.config.max_page);
+    let skip = get("pageToken")
+        .and_then(|t| t.strip_prefix('h'))
+        .and_then(|n| n.parse::<usize>().ok())
+        .unwrap_or(0);
+    let store = st.store.read().expect("store lock");
+    let mut added: Vec<&Stored> = store
+        .messages
+        .iter()
+        .filter(|s| s.history > start)
+        .collect();
+    added.sort_by_key(|s| s.history);
+    let page: Vec<Value> = added
+        .iter()
+        .skip(skip)
+        .take(max)
+        .map(|s| {
+            let m = json!({"id": s.msg.id, "threadId": s.msg.id, "labelIds": s.labels});
+            json!({"id": s.history.to_string(), "messages": [m.clone()], "messagesAdded": [{"message": m}]})
+        })
+        .collect();
+    let mut body = json!({ "historyId": store.history_id().to_string() });
+    if !page.is_empty() {
+        body["history"] = Value::Array(page);
+    }
+    if skip + max < added.len() {
+        body["nextPageToken"] = Value::String(format!("h{}", skip + max));
+    }
+    Json(body).into_response()
 }
