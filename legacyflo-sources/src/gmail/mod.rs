@@ -2,12 +2,14 @@
 //! delegation, scope `gmail.readonly`).
 //!
 //! # Calls and limits
-//! `labels.list` once; `messages.list` (500 ids a page, `q=after:… before:…` for the date
+//! `labels.list` once; `users.getProfile` (the history id) before the listing;
+//! `messages.list` (500 ids a page, `q=after:… before:…` for the date
 //! window, Spam and Trash left out) per folder label; `messages.get?format=raw` through HTTP
 //! batch, 50 a batch. A client-side limiter keeps the user under 15,000 quota units a
 //! minute (list 5, get 5 per batch part, labels.list 1). 429, 403 `rateLimitExceeded` /
 //! `userRateLimitExceeded` and 5xx — for the batch and for each part — are retried with
-//! backoff (or after `Retry-After`); a 401 fetches a new token.
+//! backoff (or after `Retry-After`); a 401 fetches a new token. A later run from a
+//! position with a history id reads `history.list` (2 units a page) instead of listing.
 //!
 //! # Which folder a message lands in
 //! Gmail has labels, not folders; each message is migrated **once**, into the first of:

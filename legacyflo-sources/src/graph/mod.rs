@@ -1,5 +1,6 @@
 //! Microsoft Graph: a Microsoft 365 mailbox read with an app registration (client
-//! credentials), folder by folder, MIME by `GET /users/{id}/messages/{id}/$value`.
+//! credentials), folder by folder (listed by delta queries, so that a later run asks only
+//! for the changes), MIME by `GET /users/{id}/messages/{id}/$value`.
 //!
 //! Limits honoured: at most 4 requests in flight per mailbox, `Retry-After` on 429 and 503,
 //! a fresh token when one expires mid-run (proactively, and on a 401).
