@@ -1,4 +1,4 @@
-//! The Gmail API and Graph sources against quota-enforcing local servers
+//! The Gmail API, Graph and EWS sources against quota-enforcing local servers
 //! (`legacyflo-testkit::cloud`), through the engine into a memory sink.
 //!
 //! The providers' limits are scaled down to short windows with the same meaning: Gmail
@@ -19,10 +19,12 @@ use std::time::{Duration, Instant};
 use legacyflo_core::request::{AuthMethod, CloudAuth, parse_credentials};
 use legacyflo_core::{Engine, Message};
 use legacyflo_sources::cloud::{ApiClient, RetryPolicy};
+use legacyflo_sources::ews::{EwsAuth, EwsOptions, EwsSource};
 use legacyflo_sources::gmail::{GmailOptions, GmailSource};
 use legacyflo_sources::graph::{GraphOptions, GraphSource};
 use legacyflo_sources::oauth;
 use legacyflo_testkit::cloud::Counters;
+use legacyflo_testkit::cloud::ews::{EwsConfig, ews_server};
 use legacyflo_testkit::cloud::gmail::{GmailConfig, gmail_server};
 use legacyflo_testkit::cloud::graph::{GraphConfig, graph_server};
 use legacyflo_testkit::cloud::token::{
@@ -121,8 +123,8 @@ fn main() {
         let out = run(src).await;
         let served = Counters::get(&srv.counters().requests);
         let limit_rate = units as f64 / window.as_secs_f64();
-        // Units spent: every served call, 5 each except labels.list (1).
-        let spent = (served.saturating_sub(1)) * 5 + 1;
+        // Units spent: every served call, 5 each except labels.list and getProfile (1).
+        let spent = (served.saturating_sub(2)) * 5 + 2;
         let rate = spent as f64 / out.secs;
         println!(
             "gmail-api: {} msgs in {:.1}s = {:.1} msg/s, {:.2} MB/s; {spent} units at {:.1} units/s = {:.1}% of the limit rate {:.1}/s; {:.1}% of what the sliding window allowed in that time; server throttled {}, run surfaced {}",
@@ -169,6 +171,38 @@ fn main() {
             100.0 * allowed_share(served, reqs, window, out.secs),
             Counters::get(&srv.counters().max_in_flight),
             Counters::get(&srv.counters().throttled),
+            out.surfaced,
+        );
+
+        // EWS (no published per-mailbox rate): FindItem pages of 100, GetItem batches of
+        // 20, 2 in flight; every `LEGACYFLO_BENCH_EWS_BUSY_EVERY`-th request (default 50)
+        // answered ErrorServerBusy with a 100 ms back-off.
+        let n = env_u64("LEGACYFLO_BENCH_EWS_MSGS", 2000) as usize;
+        let msgs = corpus(n);
+        let mut cfg = EwsConfig::new("bench@exchange.test", "bench-pw");
+        cfg.busy_every = env_u64("LEGACYFLO_BENCH_EWS_BUSY_EVERY", 50);
+        cfg.back_off_ms = 100;
+        cfg.inject_max = u64::MAX;
+        let srv = ews_server(cfg, &msgs).await;
+        let http = oauth::http_client().unwrap();
+        let src = Arc::new(EwsSource::new(
+            ApiClient::without_tokens("ews", http, RetryPolicy::default()),
+            EwsAuth::Basic {
+                user: "bench@exchange.test".into(),
+                password: legacyflo_core::request::Secret::new("bench-pw"),
+            },
+            EwsOptions::new(srv.url(), "bench@exchange.test", false),
+        ));
+        let out = run(src).await;
+        println!(
+            "ews: {} msgs in {:.1}s = {:.1} msg/s, {:.2} MB/s; {} requests; ErrorServerBusy answered {}, early requests {}, run surfaced {}",
+            out.msgs,
+            out.secs,
+            out.msgs as f64 / out.secs,
+            out.bytes as f64 / 1e6 / out.secs,
+            Counters::get(&srv.counters().requests),
+            Counters::get(&srv.counters().throttled),
+            srv.state.early.load(std::sync::atomic::Ordering::SeqCst),
             out.surfaced,
         );
     });
