@@ -133,7 +133,7 @@ fn not_implemented_and_out_of_scope_types() {
         "out/",
     ]);
     assert!(
-        err.contains("GMAILAPI-S3-ZIP is not implemented yet in this build"),
+        err.contains("Source Credentials File (--source-credentials): missing"),
         "{err}"
     );
     let err = bad(&[
@@ -273,4 +273,31 @@ fn password_values_never_appear() {
             "part of the secret printed for {args:?}"
         );
     }
+}
+
+#[test]
+fn malformed_credentials_file_is_named_and_not_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("key.json");
+    std::fs::write(
+        &key,
+        "{\"type\": \"service_account\", \"client_email\": \"a@b\", \"private_key\": \"SECRETSECRET\"}",
+    )
+    .unwrap();
+    let err = bad(&[
+        "run",
+        "GMAILAPI-S3-ZIP",
+        "--source-user",
+        "u@example.test",
+        "--source-credentials",
+        key.to_str().unwrap(),
+        "--dest-url",
+        "out/",
+    ]);
+    assert!(
+        err.contains("Source Credentials File (--source-credentials)")
+            && err.contains("`private_key` is not a PEM private key"),
+        "{err}"
+    );
+    assert!(!err.contains("SECRETSECRET"), "{err}");
 }

@@ -7,9 +7,16 @@
 //! - [`maildir::MaildirSource`]: a Maildir, a Maildir++ tree or a Dovecot `LAYOUT=fs` tree;
 //! - [`emlzip::EmlZipSource`]: a ZIP of `.eml` files.
 //!
-//! [`open_source`] builds the right one for a validated [`Request`]. IMAP and the cloud
-//! APIs (Gmail, Graph, EWS) will be further modules beside these; until then their
-//! requests are answered with [`ErrorKind::Unsupported`](legacyflo_core::ErrorKind::Unsupported).
+//! and the network sources:
+//!
+//! - [`imap::ImapSource`]: IMAP with LOGIN, AUTHENTICATE PLAIN or XOAUTH2 (tokens from
+//!   [`oauth`]);
+//! - [`gmail::GmailSource`]: the Gmail API with a Google service account;
+//! - [`graph::GraphSource`]: Microsoft Graph with an app registration;
+//! - [`ews::EwsSource`]: Exchange Web Services with Basic auth or an app registration.
+//!
+//! [`open_source`] builds the right one for a validated [`Request`]. S3 inputs are
+//! answered with [`ErrorKind::Unsupported`](legacyflo_core::ErrorKind::Unsupported).
 //!
 //! Every source honours the [`Source`] contract: a stable order, resume after a position
 //! with no gap and no repeat, files opened read-only, and no message dropped silently (what
@@ -30,18 +37,23 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod cloud;
 pub mod emlzip;
 mod error;
+pub mod ews;
+pub mod gmail;
+pub mod graph;
 pub mod imap;
 pub mod maildir;
 pub mod mbox;
+pub mod oauth;
 pub mod pst;
 pub mod s3;
 mod util;
 
 use std::sync::Arc;
 
-use legacyflo_core::request::{FileFormat, SourceSpec};
+use legacyflo_core::request::{FileFormat, SourceKind, SourceSpec};
 use legacyflo_core::{Location, Request, Result, Source};
 
 pub use error::SourceError;
@@ -50,9 +62,11 @@ pub use error::SourceError;
 ///
 /// `SourceSpec::File` with a local path gives the file source of its format (mbox,
 /// Maildir, eml-zip, PST); with an `s3://` location the [`s3::S3Source`] (eml-zip, PST,
-/// mbox; a Maildir is refused when listed); `SourceSpec::Imap` the IMAP source. The cloud
-/// APIs give an
-/// [`ErrorKind::Unsupported`](legacyflo_core::ErrorKind::Unsupported) error saying they are not implemented yet in this build.
+/// mbox; a Maildir is refused when listed); `SourceSpec::Imap` the IMAP source (XOAUTH2
+/// when the request carries OAuth credentials); `SourceSpec::Api` the Gmail API, Graph or
+/// EWS source. A request whose backend this build lacks (validation lets no other
+/// through) gives an [`ErrorKind::Unsupported`](legacyflo_core::ErrorKind::Unsupported)
+/// error saying it is not implemented yet in this build.
 /// Nothing is read here; a missing input is reported by the first
 /// [`Source::list_folders`].
 pub fn open_source(request: &Request) -> Result<Arc<dyn Source>> {
@@ -77,14 +91,63 @@ pub fn open_source(request: &Request) -> Result<Arc<dyn Source>> {
             key,
             *format,
         ))),
-        SourceSpec::Imap { preset, endpoint } => {
-            Ok(Arc::new(imap::open_imap_source(*preset, endpoint)?))
-        }
+        SourceSpec::Imap {
+            preset,
+            endpoint,
+            oauth: Some(auth),
+        } => Ok(Arc::new(oauth::open_xoauth2_imap_source(
+            *preset, endpoint, auth,
+        )?)),
+        SourceSpec::Imap {
+            preset, endpoint, ..
+        } => Ok(Arc::new(imap::open_imap_source(*preset, endpoint)?)),
+        SourceSpec::Api {
+            kind: SourceKind::GmailApi,
+            auth: Some(auth),
+            ..
+        } => Ok(Arc::new(gmail::open_gmail_source(
+            auth,
+            &api_mailbox(&request.source),
+        )?)),
+        SourceSpec::Api {
+            kind: SourceKind::Graph,
+            auth: Some(auth),
+            ..
+        } => Ok(Arc::new(graph::open_graph_source(
+            auth,
+            &api_mailbox(&request.source),
+        )?)),
+        SourceSpec::Api {
+            kind: SourceKind::Ews,
+            auth,
+            password,
+            ews_url: Some(url),
+            ..
+        } => Ok(Arc::new(ews::open_ews_source(
+            url,
+            &api_mailbox(&request.source),
+            auth.as_ref(),
+            password.as_ref(),
+        )?)),
         SourceSpec::Api { kind, .. } => Err(unsupported(&format!("the {kind:?} source is"))),
         SourceSpec::Other => Err(unsupported(&format!(
             "the source of {} is",
             request.request_type.name
         ))),
+    }
+}
+
+/// The mailbox of an API source: `user@domain` when a domain is given and the user has
+/// no `@`, else the user as given.
+fn api_mailbox(source: &SourceSpec) -> String {
+    match source {
+        SourceSpec::Api {
+            user,
+            domain: Some(d),
+            ..
+        } if !user.contains('@') => format!("{user}@{d}"),
+        SourceSpec::Api { user, .. } => user.clone(),
+        _ => String::new(),
     }
 }
 

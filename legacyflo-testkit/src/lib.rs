@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod cloud;
 pub mod conformance;
 pub mod corpus;
 pub mod fakeimap;

@@ -1,5 +1,6 @@
 //! Requests: a type plus parameters, validated into what the engine runs.
 
+mod cloud;
 mod params;
 mod s3;
 mod types;
@@ -10,6 +11,7 @@ use std::path::Path;
 use chrono::NaiveDate;
 use sha2::{Digest, Sha256};
 
+pub use cloud::{CloudAuth, CloudCredentials, parse_credentials};
 pub use params::{Field, Params, Secret};
 pub use s3::S3Settings;
 pub use types::{AuthMethod, DestKind, FileFormat, ImapPreset, RequestType, SourceKind, Support};
@@ -137,6 +139,8 @@ pub enum SourceSpec {
         preset: ImapPreset,
         /// The account.
         endpoint: ImapEndpoint,
+        /// XOAUTH2 credentials, for the OAuth request types (GMAILOAUTH-*, O365-*).
+        oauth: Option<CloudAuth>,
     },
     /// A mailbox file or tree.
     File {
@@ -153,6 +157,14 @@ pub enum SourceSpec {
         user: String,
         /// Domain.
         domain: Option<String>,
+        /// Credentials and URLs; always there for the Gmail API and Graph, for EWS only
+        /// when OAuth is used.
+        auth: Option<CloudAuth>,
+        /// EWS only: the password of Basic auth (when no credentials file is given).
+        password: Option<Secret>,
+        /// EWS only: the endpoint, `--source-api-url` as given or
+        /// `https://{--source-server}/EWS/Exchange.asmx`.
+        ews_url: Option<String>,
     },
     /// Not a mailbox (peripheral request types).
     Other,
@@ -476,6 +488,9 @@ fn parse_source(
                 ),
                 _ => None,
             };
+            let oauth = cloud::uses_credentials(rt.auth)
+                .then(|| cloud::parse_cloud_auth(rt.auth, params, secrets, errs))
+                .flatten();
             let (tls, ca_file, insecure) = parse_tls(
                 params,
                 (Field::SourceTls, Field::SourceCaFile, Field::SourceInsecure),
@@ -499,6 +514,7 @@ fn parse_source(
                         .filter(|a| !a.is_empty())
                         .map(str::to_string),
                 },
+                oauth,
             }
         }
         SourceKind::File(format) => {
@@ -539,10 +555,35 @@ fn parse_source(
         }
         SourceKind::GmailApi | SourceKind::Graph | SourceKind::Ews => {
             let user = require(params, Field::SourceUser, "the mailbox user", errs);
+            // EWS takes a password, or an app registration for OAuth when one is given.
+            let auth = match rt.auth {
+                AuthMethod::Ews if params.get(Field::SourceCredentials).is_none() => None,
+                AuthMethod::Ews => {
+                    cloud::parse_cloud_auth(AuthMethod::MicrosoftAppGraph, params, secrets, errs)
+                }
+                a => cloud::parse_cloud_auth(a, params, secrets, errs),
+            };
+            let (password, ews_url) = if rt.auth == AuthMethod::Ews {
+                let password = auth.is_none().then(|| {
+                    read_secret(
+                        params,
+                        Field::SourcePasswordEnv,
+                        Field::SourcePasswordFile,
+                        secrets,
+                        errs,
+                    )
+                });
+                (password.flatten(), cloud::ews_url(params, errs))
+            } else {
+                (None, None)
+            };
             SourceSpec::Api {
                 kind: rt.source,
                 user: user.unwrap_or_default().to_string(),
                 domain: params.get(Field::SourceDomain).map(str::to_string),
+                auth,
+                password,
+                ews_url,
             }
         }
         SourceKind::Peripheral => SourceSpec::Other,

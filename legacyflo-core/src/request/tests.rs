@@ -65,7 +65,10 @@ fn gmail_preset_defaults_server_and_login_uses_domain() {
         .with(Field::DestUrl, "out/");
     let r = check(p).map_err(|e| e.to_string());
     let Ok(r) = r else { panic!("{r:?}") };
-    let SourceSpec::Imap { endpoint, preset } = &r.source else {
+    let SourceSpec::Imap {
+        endpoint, preset, ..
+    } = &r.source
+    else {
         panic!("not imap")
     };
     assert_eq!(*preset, ImapPreset::Gmail);

@@ -246,7 +246,7 @@ static REQUEST_TYPES: &[RequestType] = &[
         S::Imap(P::Gmail),
         ZIP,
         A::GoogleServiceAccountImap,
-        Later,
+        Yes,
         "Gmail over IMAP XOAUTH2 (service account) -> ZIP of .eml"
     ),
     t!(
@@ -254,7 +254,7 @@ static REQUEST_TYPES: &[RequestType] = &[
         S::Imap(P::Gmail),
         PST,
         A::GoogleServiceAccountImap,
-        Later,
+        Yes,
         "Gmail over IMAP XOAUTH2 (service account) -> PST"
     ),
     t!(
@@ -262,7 +262,7 @@ static REQUEST_TYPES: &[RequestType] = &[
         S::GmailApi,
         ZIP,
         A::GoogleServiceAccountApi,
-        Later,
+        Yes,
         "Gmail API (service account) -> ZIP of .eml"
     ),
     t!(
@@ -270,7 +270,7 @@ static REQUEST_TYPES: &[RequestType] = &[
         S::GmailApi,
         PST,
         A::GoogleServiceAccountApi,
-        Later,
+        Yes,
         "Gmail API (service account) -> PST"
     ),
     t!(
@@ -278,7 +278,7 @@ static REQUEST_TYPES: &[RequestType] = &[
         S::Imap(P::O365),
         ZIP,
         A::MicrosoftAppImap,
-        Later,
+        Yes,
         "Microsoft 365 over IMAP XOAUTH2 -> ZIP of .eml"
     ),
     t!(
@@ -286,7 +286,7 @@ static REQUEST_TYPES: &[RequestType] = &[
         S::Imap(P::O365),
         PST,
         A::MicrosoftAppImap,
-        Later,
+        Yes,
         "Microsoft 365 over IMAP XOAUTH2 -> PST"
     ),
     t!(
@@ -294,7 +294,7 @@ static REQUEST_TYPES: &[RequestType] = &[
         S::Graph,
         ZIP,
         A::MicrosoftAppGraph,
-        Later,
+        Yes,
         "Microsoft 365 via Graph -> ZIP of .eml"
     ),
     t!(
@@ -302,7 +302,7 @@ static REQUEST_TYPES: &[RequestType] = &[
         S::Graph,
         PST,
         A::MicrosoftAppGraph,
-        Later,
+        Yes,
         "Microsoft 365 via Graph -> PST"
     ),
     t!(
@@ -473,7 +473,7 @@ static REQUEST_TYPES: &[RequestType] = &[
         S::Imap(P::Gmail),
         V4,
         A::GoogleServiceAccountImap,
-        Later,
+        Yes,
         "Gmail over IMAP XOAUTH2 -> vault"
     ),
     t!(
@@ -481,7 +481,7 @@ static REQUEST_TYPES: &[RequestType] = &[
         S::GmailApi,
         V4,
         A::GoogleServiceAccountApi,
-        Later,
+        Yes,
         "Gmail API -> vault"
     ),
     t!(
@@ -489,7 +489,7 @@ static REQUEST_TYPES: &[RequestType] = &[
         S::Imap(P::O365),
         V4,
         A::MicrosoftAppImap,
-        Later,
+        Yes,
         "Microsoft 365 over IMAP XOAUTH2 -> vault"
     ),
     t!(
@@ -497,7 +497,7 @@ static REQUEST_TYPES: &[RequestType] = &[
         S::Graph,
         V4,
         A::MicrosoftAppGraph,
-        Later,
+        Yes,
         "Microsoft 365 via Graph -> vault"
     ),
     t!(
@@ -505,7 +505,7 @@ static REQUEST_TYPES: &[RequestType] = &[
         S::Ews,
         V4,
         A::Ews,
-        Later,
+        Yes,
         "on-premises Exchange via EWS -> vault"
     ),
     t!(

@@ -34,15 +34,6 @@ pub enum Side {
 /// port, see [`TlsMode::default_for_port`]). Fails with `InvalidInput` on a bad TLS mode
 /// or a missing password.
 pub fn connect_options(endpoint: &ImapEndpoint, side: Side) -> Result<ConnectOptions> {
-    let prefix = match side {
-        Side::Source => "LEGACYFLO_SOURCE",
-        Side::Dest => "LEGACYFLO_DEST",
-    };
-    let env = |k: &str| {
-        std::env::var(format!("{prefix}_{k}"))
-            .ok()
-            .filter(|v| !v.is_empty())
-    };
     let Some(password) = endpoint.password.clone() else {
         return Err(Error::backend(
             "imap",
@@ -64,6 +55,24 @@ pub fn connect_options(endpoint: &ImapEndpoint, side: Side) -> Result<ConnectOpt
             user: endpoint.login(),
             password,
         },
+    };
+    connect_options_with(endpoint, side, credentials)
+}
+
+/// [`connect_options`] with other `credentials` (XOAUTH2 for the OAuth request types).
+pub fn connect_options_with(
+    endpoint: &ImapEndpoint,
+    side: Side,
+    credentials: Credentials,
+) -> Result<ConnectOptions> {
+    let prefix = match side {
+        Side::Source => "LEGACYFLO_SOURCE",
+        Side::Dest => "LEGACYFLO_DEST",
+    };
+    let env = |k: &str| {
+        std::env::var(format!("{prefix}_{k}"))
+            .ok()
+            .filter(|v| !v.is_empty())
     };
     let mut opts = ConnectOptions::new(endpoint.server.clone(), endpoint.port, credentials);
     if let Some(t) = endpoint.tls {

@@ -74,6 +74,10 @@ impl TlsMode {
 pub trait TokenProvider: Send + Sync {
     /// A valid access token for `user`. Called on every login, so it may refresh.
     async fn token(&self, user: &str) -> Result<Secret, ImapError>;
+
+    /// The server refused `token` for `user` (expired, revoked): forget it, so that the
+    /// next [`token`](Self::token) fetches a fresh one. The default has nothing to forget.
+    async fn refused(&self, _user: &str, _token: &Secret) {}
 }
 
 /// How to log in.
@@ -485,9 +489,20 @@ impl ImapClient {
                 self.sasl("PLAIN", &raw, &what).await?
             }
             Credentials::XOAuth2 { user, provider } => {
+                let raw =
+                    |t: &Secret| format!("user={}\x01auth=Bearer {}\x01\x01", user, t.expose());
                 let token = provider.token(user).await?;
-                let raw = format!("user={}\x01auth=Bearer {}\x01\x01", user, token.expose());
-                self.sasl("XOAUTH2", &raw, &what).await?
+                match self.sasl("XOAUTH2", &raw(&token), &what).await {
+                    // A cached token the server no longer takes (expired early, revoked):
+                    // drop it and try once more with a fresh one.
+                    Err(ImapError::No { .. }) => {
+                        debug!(server = %self.label, how = %what, "token refused: fetching a fresh one");
+                        provider.refused(user, &token).await;
+                        let fresh = provider.token(user).await?;
+                        self.sasl("XOAUTH2", &raw(&fresh), &what).await?
+                    }
+                    r => r?,
+                }
             }
         };
         match done {

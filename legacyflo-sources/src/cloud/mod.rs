@@ -1,0 +1,8 @@
+//! What the HTTP sources (Gmail API, Graph) share: an authenticated client that retries
+//! throttled and failed requests ([`http`]) and a client-side quota limiter ([`quota`]).
+
+pub mod http;
+pub mod quota;
+
+pub use http::{ApiClient, ApiStats, RetryPolicy, Verdict, retry_after};
+pub use quota::QuotaLimiter;
