@@ -64,6 +64,40 @@ fn utf16_matches_std_on_mixed_text() {
 }
 
 #[test]
+fn utf16_into_fills_small_buffers_without_splitting_characters() {
+    let s = "a long run of plain ASCII text ü then more ASCII text 😀𝄞 end 日本語 and ASCII again";
+    let want: Vec<u8> = s.encode_utf16().flat_map(u16::to_le_bytes).collect();
+    for size in 4..=40 {
+        let mut got = Vec::new();
+        let mut rest = s;
+        while !rest.is_empty() {
+            let mut buf = vec![0xEEu8; size];
+            let (used, written) = legacyflo_pst::ltp::utf16_into(rest, &mut buf);
+            assert!(used > 0 && written <= size, "size {size}: no progress");
+            assert!(
+                rest.is_char_boundary(used),
+                "size {size}: split a character"
+            );
+            let piece: Vec<u8> = rest[..used]
+                .encode_utf16()
+                .flat_map(u16::to_le_bytes)
+                .collect();
+            assert_eq!(&buf[..written], &piece[..], "size {size}");
+            // It stops only when the next character does not fit.
+            if let Some(c) = rest[used..].chars().next() {
+                assert!(
+                    written + c.len_utf16() * 2 > size,
+                    "size {size}: stopped early"
+                );
+            }
+            got.extend_from_slice(&buf[..written]);
+            rest = &rest[used..];
+        }
+        assert_eq!(got, want, "size {size}");
+    }
+}
+
+#[test]
 fn crc_is_the_reflected_table_crc_with_initial_zero() {
     // Bitwise reference of [MS-PST] §5.3: reflected 0xEDB88320, initial 0, no final xor.
     fn reference(data: &[u8]) -> u32 {
