@@ -67,6 +67,21 @@ fn utf16_matches_std_on_mixed_text() {
 fn utf16_into_fills_small_buffers_without_splitting_characters() {
     let s = "a long run of plain ASCII text ü then more ASCII text 😀𝄞 end 日本語 and ASCII again";
     let want: Vec<u8> = s.encode_utf16().flat_map(u16::to_le_bytes).collect();
+    for (start, _) in s.char_indices() {
+        let tail = &s[start..];
+        assert_eq!(
+            legacyflo_pst::ltp::utf16_len(tail),
+            tail.encode_utf16().count() * 2,
+            "{tail:?}"
+        );
+        assert_eq!(
+            legacyflo_pst::ltp::utf16(tail),
+            tail.encode_utf16()
+                .flat_map(u16::to_le_bytes)
+                .collect::<Vec<u8>>(),
+            "{tail:?}"
+        );
+    }
     for size in 4..=40 {
         let mut got = Vec::new();
         let mut rest = s;

@@ -76,14 +76,28 @@ pub fn stored_size(v: &Value<'_>) -> u64 {
 /// Length in bytes of `s` encoded as UTF-16LE: two per character, four for characters
 /// outside the BMP (counted from the UTF-8 lead bytes, without decoding).
 pub fn utf16_len(s: &str) -> usize {
-    if s.is_ascii() {
-        return s.len() * 2;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let bytes = s.as_bytes();
+    // Every byte counts one unit, except continuation bytes (10xxxxxx), and 4-byte
+    // leads (11110xxx) count two. Eight bytes at a time: bit 7 of each byte of `cont`
+    // marks a continuation byte, of `four` a byte >= 0xF0.
+    let mut units = bytes.len();
+    let mut words = bytes.chunks_exact(8);
+    for w in &mut words {
+        let Ok(w) = <[u8; 8]>::try_from(w) else {
+            break;
+        };
+        let x = u64::from_le_bytes(w);
+        if x & HIGH == 0 {
+            continue;
+        }
+        let cont = x & !(x << 1) & HIGH;
+        let four = x & (x << 1) & (x << 2) & (x << 3) & HIGH;
+        units = units + four.count_ones() as usize - cont.count_ones() as usize;
     }
-    let units: usize = s
-        .as_bytes()
-        .iter()
-        .map(|&x| usize::from((x & 0xC0) != 0x80) + usize::from(x >= 0xF0))
-        .sum();
+    for &x in words.remainder() {
+        units = units + usize::from(x >= 0xF0) - usize::from((x & 0xC0) == 0x80);
+    }
     units * 2
 }
 
@@ -117,15 +131,18 @@ pub fn utf16_into(s: &str, out: &mut [u8]) -> (usize, usize) {
             let Ok(word) = <[u8; 8]>::try_from(src) else {
                 break;
             };
-            if u64::from_le_bytes(word) & HIGH != 0 {
-                break;
-            }
+            let high = u64::from_le_bytes(word) & HIGH;
+            // ASCII bytes before the first non-ASCII one (all eight when there is none).
+            let ascii = (high.trailing_zeros() / 8) as usize;
             for (d, &b) in dst.chunks_exact_mut(2).zip(&word) {
                 d[0] = b;
                 d[1] = 0;
             }
-            i += 8;
-            o += 16;
+            i += ascii;
+            o += ascii * 2;
+            if ascii < 8 {
+                break;
+            }
         }
         let Some(&b) = bytes.get(i) else {
             break;
@@ -137,6 +154,16 @@ pub fn utf16_into(s: &str, out: &mut [u8]) -> (usize, usize) {
             d[0] = b;
             d[1] = 0;
             i += 1;
+            o += 2;
+            continue;
+        }
+        if b & 0xE0 == 0xC0
+            && let (Some(&n), Some(d)) = (bytes.get(i + 1), out.get_mut(o..o + 2))
+        {
+            // Two-byte sequence (U+0080..U+07FF), the common case of Latin text.
+            let u = (u16::from(b & 0x1F) << 6) | u16::from(n & 0x3F);
+            d.copy_from_slice(&u.to_le_bytes());
+            i += 2;
             o += 2;
             continue;
         }

@@ -301,7 +301,7 @@ impl NdbWriter {
     pub fn write_utf16_stream(&mut self, s: &str) -> Result<u64> {
         let mut chunk = std::mem::take(&mut self.utf16_chunk);
         chunk.resize(MAX_BLOCK_DATA, 0);
-        let mut leaves = Vec::with_capacity(crate::ltp::utf16_len(s).div_ceil(MAX_BLOCK_DATA));
+        let mut leaves = Vec::with_capacity(s.len().div_ceil(MAX_BLOCK_DATA / 2));
         let mut rest = s;
         let result = loop {
             let (used, written) = crate::ltp::utf16_into(rest, &mut chunk);
