@@ -48,6 +48,28 @@ fn permute_round_trips_and_is_a_permutation() {
 }
 
 #[test]
+fn encode_into_matches_in_place_encoding_at_every_length() {
+    let src: Vec<u8> = (0..=255u8).rev().cycle().take(300).collect();
+    for n in 0..40 {
+        let mut want = src[..n].to_vec();
+        crypt::encode(&mut want);
+        let mut dst = vec![0x55u8; n + 3];
+        crypt::encode_into(&mut dst, &src[..n]);
+        assert_eq!(&dst[..n], &want[..], "{n}");
+        assert_eq!(
+            &dst[n..],
+            &[0x55; 3],
+            "{n}: bytes past the source were touched"
+        );
+    }
+    let mut all = vec![0u8; 256];
+    crypt::encode_into(&mut all, &src[..256]);
+    let mut want = src[..256].to_vec();
+    crypt::encode(&mut want);
+    assert_eq!(all, want);
+}
+
+#[test]
 fn utf16_matches_std_on_mixed_text() {
     for s in [
         "",
