@@ -48,6 +48,28 @@ fn permute_round_trips_and_is_a_permutation() {
 }
 
 #[test]
+fn encode_into_matches_in_place_encoding_at_every_length() {
+    let src: Vec<u8> = (0..=255u8).rev().cycle().take(300).collect();
+    for n in 0..40 {
+        let mut want = src[..n].to_vec();
+        crypt::encode(&mut want);
+        let mut dst = vec![0x55u8; n + 3];
+        crypt::encode_into(&mut dst, &src[..n]);
+        assert_eq!(&dst[..n], &want[..], "{n}");
+        assert_eq!(
+            &dst[n..],
+            &[0x55; 3],
+            "{n}: bytes past the source were touched"
+        );
+    }
+    let mut all = vec![0u8; 256];
+    crypt::encode_into(&mut all, &src[..256]);
+    let mut want = src[..256].to_vec();
+    crypt::encode(&mut want);
+    assert_eq!(all, want);
+}
+
+#[test]
 fn utf16_matches_std_on_mixed_text() {
     for s in [
         "",
@@ -60,6 +82,55 @@ fn utf16_matches_std_on_mixed_text() {
         let want: Vec<u8> = s.encode_utf16().flat_map(u16::to_le_bytes).collect();
         assert_eq!(legacyflo_pst::ltp::utf16(s), want, "{s:?}");
         assert_eq!(legacyflo_pst::ltp::utf16_len(s), want.len(), "{s:?}");
+    }
+}
+
+#[test]
+fn utf16_into_fills_small_buffers_without_splitting_characters() {
+    let s = "a long run of plain ASCII text ü then more ASCII text 😀𝄞 end 日本語 and ASCII again";
+    let want: Vec<u8> = s.encode_utf16().flat_map(u16::to_le_bytes).collect();
+    for (start, _) in s.char_indices() {
+        let tail = &s[start..];
+        assert_eq!(
+            legacyflo_pst::ltp::utf16_len(tail),
+            tail.encode_utf16().count() * 2,
+            "{tail:?}"
+        );
+        assert_eq!(
+            legacyflo_pst::ltp::utf16(tail),
+            tail.encode_utf16()
+                .flat_map(u16::to_le_bytes)
+                .collect::<Vec<u8>>(),
+            "{tail:?}"
+        );
+    }
+    for size in 4..=40 {
+        let mut got = Vec::new();
+        let mut rest = s;
+        while !rest.is_empty() {
+            let mut buf = vec![0xEEu8; size];
+            let (used, written) = legacyflo_pst::ltp::utf16_into(rest, &mut buf);
+            assert!(used > 0 && written <= size, "size {size}: no progress");
+            assert!(
+                rest.is_char_boundary(used),
+                "size {size}: split a character"
+            );
+            let piece: Vec<u8> = rest[..used]
+                .encode_utf16()
+                .flat_map(u16::to_le_bytes)
+                .collect();
+            assert_eq!(&buf[..written], &piece[..], "size {size}");
+            // It stops only when the next character does not fit.
+            if let Some(c) = rest[used..].chars().next() {
+                assert!(
+                    written + c.len_utf16() * 2 > size,
+                    "size {size}: stopped early"
+                );
+            }
+            got.extend_from_slice(&buf[..written]);
+            rest = &rest[used..];
+        }
+        assert_eq!(got, want, "size {size}");
     }
 }
 

@@ -76,14 +76,28 @@ pub fn stored_size(v: &Value<'_>) -> u64 {
 /// Length in bytes of `s` encoded as UTF-16LE: two per character, four for characters
 /// outside the BMP (counted from the UTF-8 lead bytes, without decoding).
 pub fn utf16_len(s: &str) -> usize {
-    if s.is_ascii() {
-        return s.len() * 2;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let bytes = s.as_bytes();
+    // Every byte counts one unit, except continuation bytes (10xxxxxx), and 4-byte
+    // leads (11110xxx) count two. Eight bytes at a time: bit 7 of each byte of `cont`
+    // marks a continuation byte, of `four` a byte >= 0xF0.
+    let mut units = bytes.len();
+    let mut words = bytes.chunks_exact(8);
+    for w in &mut words {
+        let Ok(w) = <[u8; 8]>::try_from(w) else {
+            break;
+        };
+        let x = u64::from_le_bytes(w);
+        if x & HIGH == 0 {
+            continue;
+        }
+        let cont = x & !(x << 1) & HIGH;
+        let four = x & (x << 1) & (x << 2) & (x << 3) & HIGH;
+        units = units + four.count_ones() as usize - cont.count_ones() as usize;
     }
-    let units: usize = s
-        .as_bytes()
-        .iter()
-        .map(|&x| usize::from((x & 0xC0) != 0x80) + usize::from(x >= 0xF0))
-        .sum();
+    for &x in words.remainder() {
+        units = units + usize::from(x >= 0xF0) - usize::from((x & 0xC0) == 0x80);
+    }
     units * 2
 }
 
@@ -97,40 +111,77 @@ pub fn cell_size(ptype: u16) -> usize {
     }
 }
 
-/// Encodes a string as UTF-16LE. Runs of ASCII are widened byte by byte; other
-/// characters are decoded one at a time.
+/// Encodes a string as UTF-16LE.
 pub fn utf16(s: &str) -> Vec<u8> {
-    let bytes = s.as_bytes();
     let mut v = vec![0u8; utf16_len(s)];
-    let mut o = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        let rest = bytes.get(i..).unwrap_or(&[]);
-        let run = rest.iter().position(|&b| b >= 0x80).unwrap_or(rest.len());
-        if run > 0 {
-            // `v` is zeroed: only the low bytes are written.
-            let dst = v.get_mut(o..o + run * 2).unwrap_or(&mut []);
-            for (d, &b) in dst.chunks_exact_mut(2).zip(rest) {
+    let (_, written) = utf16_into(s, &mut v);
+    v.truncate(written);
+    v
+}
+
+/// Encodes as much of `s` as fits into `out` as UTF-16LE, never splitting a character
+/// (a surrogate pair stays whole); returns (bytes of `s` consumed, bytes written). ASCII is
+/// widened eight bytes at a time; other characters are decoded one at a time.
+pub fn utf16_into(s: &str, out: &mut [u8]) -> (usize, usize) {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let bytes = s.as_bytes();
+    let (mut i, mut o) = (0, 0);
+    loop {
+        while let (Some(src), Some(dst)) = (bytes.get(i..i + 8), out.get_mut(o..o + 16)) {
+            let Ok(word) = <[u8; 8]>::try_from(src) else {
+                break;
+            };
+            let high = u64::from_le_bytes(word) & HIGH;
+            // ASCII bytes before the first non-ASCII one (all eight when there is none).
+            let ascii = (high.trailing_zeros() / 8) as usize;
+            for (d, &b) in dst.chunks_exact_mut(2).zip(&word) {
                 d[0] = b;
+                d[1] = 0;
             }
-            o += run * 2;
-            i += run;
+            i += ascii;
+            o += ascii * 2;
+            if ascii < 8 {
+                break;
+            }
+        }
+        let Some(&b) = bytes.get(i) else {
+            break;
+        };
+        if b < 0x80 {
+            let Some(d) = out.get_mut(o..o + 2) else {
+                break;
+            };
+            d[0] = b;
+            d[1] = 0;
+            i += 1;
+            o += 2;
+            continue;
+        }
+        if b & 0xE0 == 0xC0
+            && let (Some(&n), Some(d)) = (bytes.get(i + 1), out.get_mut(o..o + 2))
+        {
+            // Two-byte sequence (U+0080..U+07FF), the common case of Latin text.
+            let u = (u16::from(b & 0x1F) << 6) | u16::from(n & 0x3F);
+            d.copy_from_slice(&u.to_le_bytes());
+            i += 2;
+            o += 2;
             continue;
         }
         let Some(c) = s.get(i..).and_then(|r| r.chars().next()) else {
             break;
         };
-        i += c.len_utf8();
         let mut units = [0u16; 2];
-        for u in c.encode_utf16(&mut units).iter() {
-            if let Some(d) = v.get_mut(o..o + 2) {
-                d.copy_from_slice(&u.to_le_bytes());
-            }
-            o += 2;
+        let units = c.encode_utf16(&mut units);
+        let Some(d) = out.get_mut(o..o + units.len() * 2) else {
+            break;
+        };
+        for (d, u) in d.chunks_exact_mut(2).zip(units.iter()) {
+            d.copy_from_slice(&u.to_le_bytes());
         }
+        i += c.len_utf8();
+        o += units.len() * 2;
     }
-    v.truncate(o);
-    v
+    (i, o)
 }
 
 /// Where a node's large values go: its subnode list, with a local NID counter.
@@ -162,6 +213,19 @@ impl<'w> NodeCtx<'w> {
     pub fn value_subnode(&mut self, data: &[u8], chunk: usize) -> Result<u32> {
         let nid = self.new_nid(0x1F);
         let bid = self.ndb.write_stream_chunked(data, chunk)?;
+        self.subs.push(SubEntry {
+            nid,
+            bid_data: bid,
+            bid_sub: 0,
+        });
+        Ok(nid)
+    }
+
+    /// Writes the string `s` as an LTP subnode in UTF-16LE, converted block by block
+    /// (no copy of the whole value); returns its NID.
+    pub fn str_subnode(&mut self, s: &str) -> Result<u32> {
+        let nid = self.new_nid(0x1F);
+        let bid = self.ndb.write_utf16_stream(s)?;
         self.subs.push(SubEntry {
             nid,
             bid_data: bid,

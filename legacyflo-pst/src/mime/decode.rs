@@ -71,8 +71,18 @@ pub fn base64(input: &[u8]) -> Option<Vec<u8>> {
             chunk.len() / 4 * 4
         };
         let part = chunk.get(..take).unwrap_or(&[]);
-        if (!last && part.last() == Some(&b'=')) || ENGINE.decode_vec(part, &mut out).is_err() {
+        if !last && part.last() == Some(&b'=') {
             return base64_lenient(input);
+        }
+        // The SIMD decoder takes canonical padded base64 (nearly all mail); anything it
+        // refuses (no padding, trailing bits) goes to the `base64` crate's engine, which
+        // accepts the same alphabet with those relaxations, and only then to the scalar one.
+        let mark = out.len();
+        if base64_simd::STANDARD.decode_append(part, &mut out).is_err() {
+            out.truncate(mark);
+            if ENGINE.decode_vec(part, &mut out).is_err() {
+                return base64_lenient(input);
+            }
         }
         if last {
             return Some(out);
@@ -267,6 +277,9 @@ mod tests {
             ("Zm9v\r\nYmFy\r\n", "foobar"),
             ("Zm 9v\tYm\nFy", "foobar"),
             ("Zm9vYg", "foob"),
+            ("Zh==", "f"),
+            ("Zm9=", "fo"),
+            ("Zm9vYh", "foob"),
         ] {
             assert_eq!(base64(i.as_bytes()).unwrap(), o.as_bytes(), "{i:?}");
         }

@@ -79,6 +79,8 @@ pub struct NdbWriter {
     /// Every top-level node.
     pub nbt: Vec<NbtEntry>,
     scratch: Vec<u8>,
+    /// Reused block-sized buffer of [`NdbWriter::write_utf16_stream`].
+    utf16_chunk: Vec<u8>,
 }
 
 /// What the header needs from the NDB layer at the end.
@@ -162,6 +164,7 @@ impl NdbWriter {
             bbt: Vec::new(),
             nbt: Vec::new(),
             scratch: Vec::new(),
+            utf16_chunk: Vec::new(),
         };
         w.start_range();
         Ok(w)
@@ -289,6 +292,35 @@ impl NdbWriter {
         for c in data.chunks(chunk) {
             leaves.push((self.write_block(c, false)?, c.len() as u64));
         }
+        self.write_tree(&leaves)
+    }
+
+    /// Writes the string `s` in UTF-16LE as a data tree like [`NdbWriter::write_stream`],
+    /// converting one block's worth at a time into a reused buffer, so a large body is
+    /// never held whole in UTF-16. Blocks end on character boundaries.
+    pub fn write_utf16_stream(&mut self, s: &str) -> Result<u64> {
+        let mut chunk = std::mem::take(&mut self.utf16_chunk);
+        chunk.resize(MAX_BLOCK_DATA, 0);
+        let mut leaves = Vec::with_capacity(s.len().div_ceil(MAX_BLOCK_DATA / 2));
+        let mut rest = s;
+        let result = loop {
+            let (used, written) = crate::ltp::utf16_into(rest, &mut chunk);
+            match self.write_block(chunk.get(..written).unwrap_or(&[]), false) {
+                Ok(bid) => leaves.push((bid, written as u64)),
+                Err(e) => break Err(e),
+            }
+            rest = rest.get(used..).unwrap_or("");
+            if rest.is_empty() {
+                break Ok(());
+            }
+            if used == 0 {
+                break Err(Error::Invalid(
+                    "string value: a character does not fit a block".into(),
+                ));
+            }
+        };
+        self.utf16_chunk = chunk;
+        result?;
         self.write_tree(&leaves)
     }
 

@@ -43,7 +43,27 @@ pub fn encode(data: &mut [u8]) {
 /// Writes `src` permute-encoded into `dst` (one pass: copy and encode); extra bytes of
 /// the longer slice are left alone.
 pub fn encode_into(dst: &mut [u8], src: &[u8]) {
-    for (d, s) in dst.iter_mut().zip(src) {
+    let n = dst.len().min(src.len());
+    let (Some(dst), Some(src)) = (dst.get_mut(..n), src.get(..n)) else {
+        return;
+    };
+    // Eight lookups, one 8-byte store.
+    let mut d8 = dst.chunks_exact_mut(8);
+    let mut s8 = src.chunks_exact(8);
+    for (d, s) in (&mut d8).zip(&mut s8) {
+        let o = [
+            ENCODE[s[0] as usize],
+            ENCODE[s[1] as usize],
+            ENCODE[s[2] as usize],
+            ENCODE[s[3] as usize],
+            ENCODE[s[4] as usize],
+            ENCODE[s[5] as usize],
+            ENCODE[s[6] as usize],
+            ENCODE[s[7] as usize],
+        ];
+        d.copy_from_slice(&o);
+    }
+    for (d, s) in d8.into_remainder().iter_mut().zip(s8.remainder()) {
         *d = ENCODE[*s as usize];
     }
 }

@@ -305,8 +305,13 @@ walk(top, "")
 pub fn readpst_export(path: &Path, out: &Path) -> BTreeMap<String, Vec<PathBuf>> {
     require_tool("readpst");
     std::fs::create_dir_all(out).unwrap();
+    // `-j 0`: readpst 0.6.76 forks a child per folder and per message by default (and with
+    // `-j 1`); each child's pst_reopen() fcloses the inherited FILE*, and glibc's fclose
+    // lseeks the descriptor it shares with the parent (`lseek(3, -n, SEEK_CUR)` in strace -f)
+    // between the parent's own lseek and read, so the parent reads a block from the wrong
+    // offset and drops a message. Without forking readpst reads deterministically.
     let o = Command::new("readpst")
-        .args(["-q", "-e", "-8", "-o"])
+        .args(["-j", "0", "-q", "-e", "-8", "-o"])
         .arg(out)
         .arg(path)
         .output()
