@@ -41,7 +41,7 @@ pub mod s3;
 mod util;
 pub mod zip;
 
-use legacyflo_core::request::{DestSpec, FileFormat};
+use legacyflo_core::request::{DestSpec, FileFormat, SourceSpec};
 use legacyflo_core::{Location, Request, Result, Sink};
 
 pub use error::SinkError;
@@ -72,12 +72,13 @@ pub fn open_sink(request: &Request) -> Result<Box<dyn Sink>> {
         DestSpec::File {
             format: format @ (FileFormat::EmlZip | FileFormat::Pst),
             location: Location::S3 { bucket, key },
-        } => Ok(Box::new(s3::S3Sink::new(
-            request.s3.clone(),
-            bucket,
-            key,
-            *format,
-        ))),
+        } => {
+            let sink = s3::S3Sink::new(request.s3.clone(), bucket, key, *format);
+            Ok(Box::new(match &request.source {
+                SourceSpec::File { location, .. } => sink.with_source(location.clone()),
+                _ => sink,
+            }))
+        }
         DestSpec::File {
             location: Location::S3 { .. },
             ..

@@ -18,7 +18,9 @@
 //! `$LEGACYFLO_SPOOL_DIR` or `.legacyflo/spool`. It must hold the whole output: a ZIP
 //! needs about the output's size; a PST about twice (the PST sink's own spool of raw
 //! messages plus the PST it writes at the end). `open` refuses to start when the spool's
-//! file system has less than [`S3Sink::with_min_free`] bytes free (default 1 GiB).
+//! file system has less than [`spool_need`] bytes free: the output estimated from the
+//! source's size when the source is a file or tree ([`S3Sink::with_source`], set by
+//! `open_sink`), never less than [`S3Sink::with_min_free`] (default 1 GiB).
 //!
 //! # Resume
 //! Commits are those of the local sink (the spool is synced). After a crash, re-running
@@ -36,7 +38,7 @@
 
 mod sink;
 
-pub use sink::S3Sink;
+pub use sink::{S3Sink, spool_need};
 
 /// Name of this backend in logs and reports.
 pub(crate) const BACKEND: &str = "s3";

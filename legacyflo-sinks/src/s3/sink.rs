@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use legacyflo_core::request::{FileFormat, S3Settings};
 use legacyflo_core::{
-    Error, ErrorKind, FolderPath, Message, Output, Result, Sink, SinkState, WriteOutcome,
+    Error, ErrorKind, FolderPath, Location, Message, Output, Result, Sink, SinkState, WriteOutcome,
 };
 use legacyflo_s3::{Access, Client, UploadOptions};
 use serde::{Deserialize, Serialize};
@@ -44,6 +44,8 @@ pub struct S3Sink {
     inner: Option<Box<dyn Sink>>,
     run: String,
     finished: Option<Vec<Output>>,
+    /// The source file or tree, when it is one: its size estimates the spool's need.
+    source: Option<Location>,
 }
 
 impl std::fmt::Debug for S3Sink {
@@ -78,7 +80,17 @@ impl S3Sink {
             inner: None,
             run: String::new(),
             finished: None,
+            source: None,
         }
+    }
+
+    /// The same sink knowing that the messages come from the file or tree at `source`
+    /// (a local path or an S3 object): before a fresh start, `open` then requires room
+    /// for the output estimated from the source's size (see [`spool_need`]), not only
+    /// the [`with_min_free`](Self::with_min_free) floor.
+    pub fn with_source(mut self, source: Location) -> Self {
+        self.source = Some(source);
+        self
     }
 
     /// The same sink spooling in `dir` (used as is, not hashed).
@@ -211,21 +223,53 @@ impl S3Sink {
         Ok(())
     }
 
-    fn check_free_space(&self) -> Result<()> {
+    /// Size of the source in bytes, when it is a file or tree whose size can be read
+    /// (`None` for IMAP and API sources, or when the size cannot be read).
+    async fn source_size(&mut self) -> Option<u64> {
+        let (client, source) = (self.client.as_ref(), self.source.as_ref());
+        match source? {
+            Location::Local(path) => local_size(path),
+            Location::S3 { bucket, key } if !key.is_empty() && !key.ends_with('/') => {
+                let client = client?;
+                match legacyflo_s3::head(client, bucket, key).await {
+                    Ok(found) => found.map(|(size, _)| size),
+                    Err(e) => {
+                        warn!(message = "cannot read the source size to estimate the spool", bucket = %bucket, error = %e);
+                        None
+                    }
+                }
+            }
+            Location::S3 { .. } => None,
+        }
+    }
+
+    /// Fails when the spool has less free space than [`spool_need`] for a source of
+    /// `source` bytes.
+    fn check_free_space(&self, source: Option<u64>) -> Result<()> {
         let free = free_bytes(&self.spool)
             .map_err(|e| Error::io(format!("check free space in {}", self.spool.display()), e))?;
-        if free < self.min_free {
+        let need = spool_need(self.format, source, self.min_free);
+        if free < need {
+            let basis = match source {
+                Some(s) => format!(
+                    "estimated from the source's {} MiB: a ZIP needs about the source's size, a PST about twice",
+                    s >> 20
+                ),
+                None => "the minimum; a ZIP needs about the output's size, a PST about twice"
+                    .to_string(),
+            };
             return Err(Error::backend(
                 BACKEND,
                 ErrorKind::InvalidInput,
                 format!(
-                    "the spool {} has {} MiB free, {} MiB needed to start (a ZIP needs about its size, a PST about twice; set LEGACYFLO_SPOOL_DIR to a larger disk)",
+                    "the spool {} has {} MiB free, {} MiB needed to start ({basis}); set LEGACYFLO_SPOOL_DIR to a larger disk",
                     self.spool.display(),
                     free >> 20,
-                    self.min_free >> 20
+                    need >> 20
                 ),
             ));
         }
+        info!(message = "spool has room", spool = %self.spool.display(), free_mib = free >> 20, need_mib = need >> 20);
         Ok(())
     }
 
@@ -297,6 +341,50 @@ fn content_type(name: &str) -> &'static str {
     }
 }
 
+/// Bytes the spool must have free before a fresh start: `floor`, or more when the
+/// source's size is known. A ZIP of `.eml` holds every message once (stored or deflated)
+/// plus about 200 bytes of headers per entry, so it needs the source's size plus 5 %;
+/// a PST needs twice that (the PST sink's spool of raw messages plus the PST it writes
+/// at the end, which carries its own B-tree overhead).
+pub fn spool_need(format: FileFormat, source_size: Option<u64>, floor: u64) -> u64 {
+    let Some(size) = source_size else {
+        return floor;
+    };
+    let zip = size.saturating_add(size / 20);
+    let estimate = match format {
+        FileFormat::Pst => zip.saturating_mul(2),
+        _ => zip,
+    };
+    estimate.max(floor)
+}
+
+/// Total size of the regular files at `path` (a file, or a tree walked without following
+/// links); `None` when it cannot be read.
+fn local_size(path: &Path) -> Option<u64> {
+    let meta = std::fs::symlink_metadata(path).ok()?;
+    if meta.is_file() {
+        return Some(meta.len());
+    }
+    if !meta.is_dir() {
+        return None;
+    }
+    let mut total = 0u64;
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).ok()?.flatten() {
+            let Ok(m) = entry.path().symlink_metadata() else {
+                continue;
+            };
+            if m.is_dir() {
+                stack.push(entry.path());
+            } else if m.is_file() {
+                total = total.saturating_add(m.len());
+            }
+        }
+    }
+    Some(total)
+}
+
 /// Free bytes for an unprivileged writer on the file system holding `dir`.
 fn free_bytes(dir: &Path) -> std::io::Result<u64> {
     let st = rustix::fs::statvfs(dir).map_err(std::io::Error::from)?;
@@ -333,7 +421,8 @@ impl Sink for S3Sink {
                 }
                 std::fs::create_dir_all(&self.spool)
                     .map_err(|e| Error::io(format!("create spool {}", self.spool.display()), e))?;
-                self.check_free_space()?;
+                let source = self.source_size().await;
+                self.check_free_space(source)?;
                 self.run = new_run_id();
                 inner.open(None).await?;
             }
@@ -424,6 +513,30 @@ mod tests {
         assert!(!s.is_output_key("arch/alice2.zip"));
         assert!(!s.is_output_key("other/alice.zip"));
         assert!(!s.is_output_key("arch/alice.zip.bak"));
+    }
+
+    #[test]
+    fn spool_need_follows_the_source_size() {
+        let gib = 1u64 << 30;
+        assert_eq!(spool_need(FileFormat::EmlZip, None, gib), gib);
+        assert_eq!(spool_need(FileFormat::EmlZip, Some(10), gib), gib);
+        assert_eq!(
+            spool_need(FileFormat::EmlZip, Some(20 * gib), gib),
+            21 * gib
+        );
+        assert_eq!(spool_need(FileFormat::Pst, Some(20 * gib), gib), 42 * gib);
+        assert_eq!(spool_need(FileFormat::Pst, Some(u64::MAX), gib), u64::MAX);
+    }
+
+    #[test]
+    fn local_size_sums_a_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("a/b")).unwrap();
+        std::fs::write(dir.path().join("a/x"), [0u8; 100]).unwrap();
+        std::fs::write(dir.path().join("a/b/y"), [0u8; 23]).unwrap();
+        assert_eq!(local_size(dir.path()), Some(123));
+        assert_eq!(local_size(&dir.path().join("a/x")), Some(100));
+        assert_eq!(local_size(&dir.path().join("missing")), None);
     }
 
     #[test]
