@@ -166,7 +166,7 @@ fn run(dir: &Path, args: &[String], pw: &str) -> std::process::Output {
 fn readpst_counts(path: &Path, out: &Path) -> BTreeMap<String, usize> {
     std::fs::create_dir_all(out).unwrap();
     let o = Command::new("readpst")
-        .args(["-q", "-e", "-8", "-o"])
+        .args(["-q", "-j", "0", "-e", "-8", "-o"])
         .arg(out)
         .arg(path)
         .output()

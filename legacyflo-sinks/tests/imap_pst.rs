@@ -129,7 +129,7 @@ async fn read_pst(path: &Path) -> Vec<Message> {
 fn readpst_message_ids(pst: &Path, out: &Path) -> BTreeMap<String, usize> {
     std::fs::create_dir_all(out).unwrap();
     let o = Command::new("readpst")
-        .args(["-q", "-e", "-8", "-o"])
+        .args(["-q", "-j", "0", "-e", "-8", "-o"])
         .arg(out)
         .arg(pst)
         .output()
