@@ -90,7 +90,8 @@ fn gmail_preset_defaults_server_and_login_uses_domain() {
 #[test]
 fn admin_user_logs_in_on_behalf_of_the_source_user() {
     let p = Params::new()
-        .with(Field::Type, "O365-S3-ZIP")
+        .with(Field::Type, "IMAP-S3-ZIP")
+        .with(Field::SourceServer, "imap.baya.com")
         .with(Field::SourceUser, "john")
         .with(Field::SourceDomain, "baya.com")
         .with(Field::SourceAdminUser, "admin@baya.com")

@@ -13,7 +13,9 @@ use legacyflo_core::{Error, ErrorKind};
 /// and any refused login are `Unauthenticated`; a `NO` or `BAD` carrying Microsoft's
 /// `Suggested Backoff Time: N milliseconds` (Exchange Online answers either, e.g.
 /// `BAD Request is throttled. Suggested Backoff Time: 201317 milliseconds`), or a `NO
-/// [LIMIT]`/`[THROTTLED]`, is `RateLimited` with that delay; `[NONEXISTENT]`/`[TRYCREATE]` are `NotFound`; `BAD` and unparsable input are
+/// [LIMIT]`/`[THROTTLED]`, is `RateLimited` with that delay; `[NONEXISTENT]`/`[TRYCREATE]` are
+/// `NotFound`; `[ALREADYEXISTS]` on SELECT/EXAMINE/STATUS (a server auto-creating the
+/// mailbox for a concurrent session) is `Temporary`; `BAD` and unparsable input are
 /// `Protocol`; certificate and configuration problems are `InvalidInput`.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -149,6 +151,14 @@ impl ImapError {
                     "NONEXISTENT" | "TRYCREATE" => ErrorKind::NotFound,
                     "LIMIT" | "THROTTLED" => ErrorKind::RateLimited,
                     "UNAVAILABLE" | "INUSE" | "SERVERBUG" => ErrorKind::Temporary,
+                    // A server that creates special-use mailboxes on first access (Dovecot
+                    // `auto = create|subscribe`) answers the loser of two sessions racing
+                    // to open one with `[ALREADYEXISTS]`; the mailbox is there on a retry.
+                    "ALREADYEXISTS"
+                        if matches!(command.as_str(), "SELECT" | "EXAMINE" | "STATUS") =>
+                    {
+                        ErrorKind::Temporary
+                    }
                     "OVERQUOTA" | "TOOBIG" => ErrorKind::Other,
                     _ if command.starts_with("LOGIN") || command.starts_with("AUTHENTICATE") => {
                         ErrorKind::Unauthenticated
@@ -232,6 +242,14 @@ mod tests {
         assert_eq!(
             no("SELECT", Some("NONEXISTENT"), "x").kind(),
             ErrorKind::NotFound
+        );
+        assert_eq!(
+            no("EXAMINE", Some("ALREADYEXISTS"), "Mailbox already exists").kind(),
+            ErrorKind::Temporary
+        );
+        assert_eq!(
+            no("CREATE", Some("ALREADYEXISTS"), "Mailbox already exists").kind(),
+            ErrorKind::Other
         );
     }
 }
