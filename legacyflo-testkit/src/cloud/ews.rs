@@ -322,8 +322,12 @@ async fn handle(State(state): State<Arc<EwsState>>, headers: HeaderMap, body: Bo
         let now = Instant::now();
         let injected = state.injected.load(Ordering::SeqCst);
         let running = until.is_some_and(|(_, u)| now < u);
-        // Requests already in flight when the back-off began are not the client's fault.
-        if until.is_some_and(|(s, u)| now < u && now > s + Duration::from_millis(50)) {
+        // Requests already in flight when the back-off began are not the client's fault: on
+        // a loaded machine they can arrive well after it began, so the first half of the
+        // window (at least 50 ms) is given to them; a client that ignores the hint and
+        // retries on its own schedule still lands in the second half.
+        let grace = Duration::from_millis((state.config.back_off_ms / 2).max(50));
+        if until.is_some_and(|(s, u)| now < u && now > s + grace) {
             state.early.fetch_add(1, Ordering::SeqCst);
         }
         let n = state.calls.fetch_add(1, Ordering::SeqCst) + 1;
