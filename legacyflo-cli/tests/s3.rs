@@ -5,9 +5,10 @@
 
 mod common;
 
-use std::collections::{BTreeMap, HashMap};
+use legacyflo_testkit::readpst::readpst_counts;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -160,48 +161,6 @@ fn run(dir: &Path, args: &[String], pw: &str) -> std::process::Output {
         .args(args)
         .output()
         .expect("run legacyflo")
-}
-
-/// Runs `readpst -e -8`; the number of exported messages per folder directory.
-fn readpst_counts(path: &Path, out: &Path) -> BTreeMap<String, usize> {
-    std::fs::create_dir_all(out).unwrap();
-    let o = Command::new("readpst")
-        .args(["-q", "-j", "0", "-e", "-8", "-o"])
-        .arg(out)
-        .arg(path)
-        .output()
-        .expect("readpst is not installed: run `bash scripts/test.sh`");
-    assert!(
-        o.status.success(),
-        "readpst failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let store = std::fs::read_dir(out)
-        .unwrap()
-        .next()
-        .expect("store dir")
-        .unwrap()
-        .path();
-    fn rec(dir: &Path, base: &Path, map: &mut BTreeMap<String, usize>) {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let p: PathBuf = e.unwrap().path();
-            if p.is_dir() {
-                rec(&p, base, map);
-            } else if p.extension().is_some_and(|e| e == "eml") {
-                let rel = p
-                    .parent()
-                    .unwrap()
-                    .strip_prefix(base)
-                    .unwrap()
-                    .to_string_lossy()
-                    .into_owned();
-                *map.entry(rel).or_default() += 1;
-            }
-        }
-    }
-    let mut map = BTreeMap::new();
-    rec(&store, &store, &mut map);
-    map
 }
 
 #[test]

@@ -4,8 +4,9 @@
 //! missing tool fails the test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
+use legacyflo_testkit::readpst::readpst_counts;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use legacyflo_core::{FolderPath, Message, OutputKind, Sink, WriteOutcome};
@@ -43,55 +44,6 @@ fn pffinfo_encryption(path: &Path) -> String {
                 .map(|v| v.trim().to_string())
         })
         .unwrap_or_default()
-}
-
-/// Runs `readpst -e -8`; returns the number of exported `.eml` files per folder directory
-/// below the store directory.
-fn readpst_counts(path: &Path, out: &Path) -> BTreeMap<String, usize> {
-    require_tool("readpst");
-    std::fs::create_dir_all(out).unwrap();
-    // `-j 0`: readpst 0.6.76 forks a child per folder and per message by default (and with
-    // `-j 1`); each child's pst_reopen() fcloses the inherited FILE*, and glibc's fclose
-    // lseeks the descriptor it shares with the parent (`lseek(3, -n, SEEK_CUR)` in strace -f)
-    // between the parent's own lseek and read, so the parent reads a block from the wrong
-    // offset and drops a message. Without forking readpst reads deterministically.
-    let o = Command::new("readpst")
-        .args(["-j", "0", "-q", "-e", "-8", "-o"])
-        .arg(out)
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "readpst failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let store_dir = std::fs::read_dir(out)
-        .unwrap()
-        .next()
-        .expect("readpst wrote no store directory")
-        .unwrap()
-        .path();
-    fn rec(dir: &Path, base: &Path, map: &mut BTreeMap<String, usize>) {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let p: PathBuf = e.unwrap().path();
-            if p.is_dir() {
-                rec(&p, base, map);
-            } else if p.extension().is_some_and(|e| e == "eml") {
-                let rel = p
-                    .parent()
-                    .unwrap()
-                    .strip_prefix(base)
-                    .unwrap()
-                    .to_string_lossy()
-                    .into_owned();
-                *map.entry(rel).or_default() += 1;
-            }
-        }
-    }
-    let mut map = BTreeMap::new();
-    rec(&store_dir, &store_dir, &mut map);
-    map
 }
 
 async fn write(sink: &mut PstSink, msgs: &[Message]) {

@@ -8,7 +8,8 @@
 //! - [`corpus`]: test messages (edge cases, the sample mailbox, generated corpora);
 //! - [`servers`]: the real Dovecot and S3 servers the test command starts;
 //! - [`fakeimap`]: a scripted IMAP server answering as Gmail or Microsoft 365 do;
-//! - [`faultproxy`]: a TCP proxy that cuts connections.
+//! - [`faultproxy`]: a TCP proxy that cuts connections;
+//! - [`readpst`]: readpst as an external judge of written PST files.
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -18,5 +19,6 @@ pub mod corpus;
 pub mod fakeimap;
 pub mod faultproxy;
 pub mod memory;
+pub mod readpst;
 pub mod s3refuse;
 pub mod servers;
