@@ -23,7 +23,7 @@ IMAPS_PORT=${IMAPS_PORT:-10993} # implicit TLS
 S3_PORT=${S3_PORT:-10900}
 MOTO_VERSION=${MOTO_VERSION:-5.2.5}
 APT_PACKAGES=(dovecot-imapd openssl curl pst-utils pff-tools python3-pypff isync python3 python3-venv)
-USERS=(alice bob carol@example.test big empty vault src dst oauthuser) # password = name + "pw"
+USERS=(alice bob carol@example.test big empty vault src dst oauthuser rsrc rdst) # password = name + "pw"
 JWT_SECRET=test-hmac-secret-0123456789abcdef
 D="$DIR/dovecot"
 TLS_CHANGED=0

@@ -14,14 +14,14 @@ use std::sync::Arc;
 use futures::StreamExt;
 use legacyflo_core::request::Secret;
 use legacyflo_core::{
-    Engine, EngineOptions, Filter, FolderPath, LocalStateStore, Message, Source, SourceEvent,
+    Engine, EngineOptions, Filter, LocalStateStore, Message, Source, SourceEvent,
 };
 use legacyflo_sinks::pst::PstSink;
 use legacyflo_sources::imap::{
     ConnectOptions, Credentials, ImapPreset, ImapSource, ImapSourceOptions, TlsMode,
 };
 use legacyflo_sources::pst::PstSource;
-use legacyflo_testkit::servers::{ImapServer, imap_server, reset_user, seed_maildir};
+use legacyflo_testkit::servers::{ImapServer, imap_server, reset_user, seed_messages};
 use mail_parser::MessageParser;
 use sha2::{Digest, Sha256};
 
@@ -167,19 +167,7 @@ async fn sigkill_mid_imap_to_pst_then_resume() {
     let server = imap_server();
     reset_user(&server, USER);
     let msgs = legacyflo_testkit::corpus::generated(2000, 43);
-    type Seed = Vec<(Vec<u8>, &'static str, i64)>;
-    let mut by_folder: BTreeMap<FolderPath, Seed> = BTreeMap::new();
-    for m in &msgs {
-        by_folder.entry(m.folder.clone()).or_default().push((
-            m.raw.to_vec(),
-            "S",
-            m.internal_date.map(|d| d.timestamp()).unwrap_or(0),
-        ));
-    }
-    for (f, seed) in &by_folder {
-        let segs: Vec<&str> = f.segments().iter().map(String::as_str).collect();
-        seed_maildir(&server, USER, &segs, seed);
-    }
+    seed_messages(&server, USER, &msgs, "S");
     let dir = tempfile::tempdir().unwrap();
     let state_dir = dir.path().join("state");
     let mut child = Command::new(std::env::current_exe().unwrap())

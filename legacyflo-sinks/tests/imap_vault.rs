@@ -19,7 +19,9 @@ use legacyflo_sources::imap::{
 };
 use legacyflo_testkit::conformance::{self, SinkCaps, SinkHarness};
 use legacyflo_testkit::faultproxy::FaultProxy;
-use legacyflo_testkit::servers::{ImapServer, imap_server, reset_user, seed_maildir};
+use legacyflo_testkit::servers::{
+    ImapServer, imap_server, reset_user, seed_maildir, seed_messages,
+};
 use sha2::{Digest, Sha256};
 
 fn login(server: &ImapServer, user: &str, port: u16) -> ConnectOptions {
@@ -389,19 +391,7 @@ async fn sigkill_mid_run_then_resume() {
     reset_user(&server, "src");
     reset_user(&server, "empty");
     let msgs = canonical(legacyflo_testkit::corpus::generated(3000, 41));
-    type Seed<'a> = Vec<(Vec<u8>, &'a str, i64)>;
-    let mut by_folder: BTreeMap<FolderPath, Seed> = BTreeMap::new();
-    for m in &msgs {
-        by_folder.entry(m.folder.clone()).or_default().push((
-            m.raw.to_vec(),
-            "",
-            m.internal_date.map(|d| d.timestamp()).unwrap_or(0),
-        ));
-    }
-    for (f, seed) in &by_folder {
-        let segs: Vec<&str> = f.segments().iter().map(String::as_str).collect();
-        seed_maildir(&server, "src", &segs, seed);
-    }
+    seed_messages(&server, "src", &msgs, "");
     let dir = tempfile::tempdir().unwrap();
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "sigkill_child", "--ignored", "--nocapture"])
@@ -545,4 +535,84 @@ async fn appenduids_of_batches_and_single_appends_in_the_report() {
         took >= std::time::Duration::from_millis(800),
         "no pause: {took:?}"
     );
+}
+
+/// Marks a saved request unfinished with every folder open again, as if it had been
+/// interrupted after its last commit: the next run must contact both servers.
+fn reopen_state(dir: &std::path::Path, name: &str) {
+    let path = dir.join(format!("{name}.json"));
+    let mut s = legacyflo_core::RunState::from_bytes(&std::fs::read(&path).unwrap()).unwrap();
+    s.finished = false;
+    s.outputs.clear();
+    for f in &mut s.folders {
+        f.done = false;
+    }
+    std::fs::write(&path, s.to_bytes().unwrap()).unwrap();
+}
+
+/// A re-run that finds nothing new logs in once on each side (LIST-STATUS shows every
+/// folder is at its checkpoint, the sink is opened while the source lists), and a
+/// message delivered afterwards is still found by the next re-run, exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rerun_with_nothing_new_opens_one_connection_per_side() {
+    let server = imap_server();
+    reset_user(&server, "rsrc");
+    reset_user(&server, "rdst");
+    let msgs = canonical(legacyflo_testkit::corpus::generated(40, 57));
+    let folders: std::collections::BTreeSet<&FolderPath> = msgs.iter().map(|m| &m.folder).collect();
+    assert!(folders.len() >= 2, "the corpus must span folders");
+    seed_messages(&server, "rsrc", &msgs, "S");
+    let upstream: std::net::SocketAddr = server.addr().parse().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let run = |src_port: u16, dst_port: u16| {
+        let source = Arc::new(ImapSource::new(ImapSourceOptions::new(
+            login(&server, "rsrc", src_port),
+            ImapPreset::Generic,
+        )));
+        let sink = Box::new(ImapSink::new(ImapSinkOptions::new(
+            login(&server, "rdst", dst_port),
+            ImapPreset::Vaultastic4,
+            FolderPath::new(["R"]),
+        )));
+        Engine::new("IMAP-VAULTASTIC4", source, sink)
+            .state(Arc::new(LocalStateStore::new(dir.path(), "rerun")))
+            .run()
+    };
+    let first = run(server.port, server.port).await;
+    assert!(first.error.is_none(), "{:?}", first.error);
+    assert_eq!(first.report.run_messages, msgs.len() as u64);
+
+    reopen_state(dir.path(), "rerun");
+    let src = FaultProxy::start(upstream, 0).await;
+    let dst = FaultProxy::start(upstream, 0).await;
+    let noop = run(src.port(), dst.port()).await;
+    assert!(noop.error.is_none(), "{:?}", noop.error);
+    assert_eq!(noop.report.run_messages, 0);
+    assert_eq!(
+        (src.connections(), dst.connections()),
+        (1, 1),
+        "a re-run with nothing new needs one connection per server"
+    );
+
+    // One new message in the first folder: the next re-run must fetch it, and only it.
+    let folder = folders.first().unwrap();
+    let segs: Vec<&str> = folder.segments().iter().map(String::as_str).collect();
+    let mailbox = ImapServer::mailbox_name(&segs);
+    let new = b"From: a@example.test\r\nTo: b@example.test\r\nSubject: late arrival\r\nMessage-ID: <late-1@example.test>\r\nDate: Tue, 01 Dec 2026 10:00:00 +0000\r\n\r\narrived after the first run\r\n";
+    let mut c = server.login("rsrc", "rsrcpw").unwrap();
+    assert!(c.append(&mailbox, "", new).unwrap().is_ok());
+    c.logout();
+    reopen_state(dir.path(), "rerun");
+    let again = run(server.port, server.port).await;
+    assert!(again.error.is_none(), "{:?}", again.error);
+    assert_eq!(again.report.run_messages, 1, "only the new message");
+    let mut o = ImapSourceOptions::new(login(&server, "rdst", server.port), ImapPreset::Generic);
+    o.root = Some("R".into());
+    let got = read_all(&ImapSource::new(o)).await;
+    let mut want = msgs.clone();
+    let mut late = msgs[0].clone();
+    late.raw = new.to_vec().into();
+    want.push(late);
+    assert_eq!(got.len(), want.len(), "every message exactly once");
+    assert_eq!(sha_multiset(&got), sha_multiset(&want));
 }

@@ -417,6 +417,31 @@ pub fn seed_maildir(
     chown_vmail(&server.maildir_root.join(user));
 }
 
+/// Seeds `user`'s Maildir with `msgs`, each into the folder it names (see
+/// [`seed_maildir`]), with the Maildir flag letters `flags` and its internal date as the
+/// file's mtime. The bytes are stored as they are: pass CRLF text for IMAP comparisons.
+pub fn seed_messages(
+    server: &ImapServer,
+    user: &str,
+    msgs: &[legacyflo_core::Message],
+    flags: &str,
+) {
+    type Seed<'a> = Vec<(Vec<u8>, &'a str, i64)>;
+    let mut by_folder: std::collections::BTreeMap<&legacyflo_core::FolderPath, Seed> =
+        std::collections::BTreeMap::new();
+    for m in msgs {
+        by_folder.entry(&m.folder).or_default().push((
+            m.raw.to_vec(),
+            flags,
+            m.internal_date.map(|d| d.timestamp()).unwrap_or(0),
+        ));
+    }
+    for (f, seed) in &by_folder {
+        let segs: Vec<&str> = f.segments().iter().map(String::as_str).collect();
+        seed_maildir(server, user, &segs, seed);
+    }
+}
+
 fn chown_vmail(path: &std::path::Path) {
     let out = Command::new("chown")
         .arg("-R")

@@ -6,7 +6,7 @@
 //!    again without work.
 //! 2. The source's folders are listed and the request's folder filter applied.
 //! 3. The sink is opened with its saved state, which restores its output to the last
-//!    commit.
+//!    commit (on a resume, while step 2 runs: both usually wait on a server).
 //! 4. Up to `jobs` folders are read at once, each from its checkpoint. Their messages are
 //!    written to the sink in arrival order (one writer; ZIP and PST are single streams).
 //! 5. Every `commit_every_messages` messages, `commit_every_bytes` bytes or

@@ -56,6 +56,55 @@ pub(super) struct Run {
     pending_placements: Vec<Placement>,
 }
 
+/// Lists the source's folders (retrying temporary errors) and applies the folder filter;
+/// borrows only what it needs, so that the sink can be opened meanwhile.
+struct Listing<'a> {
+    source: Arc<dyn Source>,
+    filter: &'a Filter,
+    retry: &'a super::RetryPolicy,
+    listener: Option<Arc<dyn ProgressListener>>,
+}
+
+impl Listing<'_> {
+    /// The selected folders, and the retries it took.
+    async fn run(self) -> (Result<Vec<crate::source::FolderInfo>>, u32) {
+        let mut attempt = 0u32;
+        let all = loop {
+            match self.source.list_folders().await {
+                Ok(all) => break all,
+                Err(e) if e.is_retryable() && attempt < self.retry.max_retries => {
+                    attempt += 1;
+                    let delay = self.retry.delay(attempt, e.retry_after());
+                    warn!(message = "listing folders failed; retrying", error = %e, attempt, delay_ms = delay.as_millis() as u64);
+                    if let Some(l) = &self.listener {
+                        l.event(&ProgressEvent::Retrying {
+                            error: e.to_string(),
+                            attempt,
+                            delay,
+                        });
+                    }
+                    tokio::time::sleep(delay).await;
+                }
+                Err(e) => return (Err(e), attempt),
+            }
+        };
+        let selected: Vec<_> = all
+            .into_iter()
+            .filter(|f| f.selectable && self.filter.accepts_folder(&f.path))
+            .collect();
+        if let Some(folder) = &self.filter.folder
+            && selected.is_empty()
+        {
+            let e = Error::InvalidRequest(RequestErrors(vec![FieldError {
+                field: Field::Folder,
+                message: format!("the source has no folder `{folder}`"),
+            }]));
+            return (Err(e), attempt);
+        }
+        (Ok(selected), attempt)
+    }
+}
+
 impl Run {
     pub(super) fn new(e: Engine) -> Self {
         Run {
@@ -158,10 +207,35 @@ impl Run {
             return Ok(());
         }
 
-        let folders = self.select_folders().await?;
         if self.options.dry_run {
+            let folders = self.select_folders().await?;
             return self.dry_run(folders).await;
         }
+        // On a resume the sink is opened while the source lists its folders: both usually
+        // wait on a server (a login, a bucket check), and a re-run that finds nothing new
+        // is mostly that wait. Its output already exists, so opening it early changes
+        // nothing if the listing fails. A fresh run lists first, so that a bad folder
+        // filter leaves no output behind. A listing error wins over an opening error.
+        let folders = match self.state.sink.clone() {
+            Some(resume) => {
+                let listing = Listing {
+                    source: self.source.clone(),
+                    filter: &self.filter,
+                    retry: &self.options.retry,
+                    listener: self.listener.clone(),
+                };
+                let (listed, opened) = tokio::join!(listing.run(), self.sink.open(Some(resume)));
+                self.report.retries += u64::from(listed.1);
+                let folders = listed.0?;
+                opened?;
+                folders
+            }
+            None => {
+                let folders = self.select_folders().await?;
+                self.sink.open(None).await?;
+                folders
+            }
+        };
         self.folders = folders
             .iter()
             .map(|info| {
@@ -197,7 +271,6 @@ impl Run {
             already_done: already,
         });
 
-        self.sink.open(self.state.sink.clone()).await?;
         let mut consecutive_failures = 0u32;
         loop {
             let committed_before = self.state.folders.clone();
@@ -244,38 +317,15 @@ impl Run {
     }
 
     async fn select_folders(&mut self) -> Result<Vec<crate::source::FolderInfo>> {
-        let mut attempt = 0u32;
-        let all = loop {
-            match self.source.list_folders().await {
-                Ok(all) => break all,
-                Err(e) if e.is_retryable() && attempt < self.options.retry.max_retries => {
-                    attempt += 1;
-                    self.report.retries += 1;
-                    let delay = self.options.retry.delay(attempt, e.retry_after());
-                    warn!(message = "listing folders failed; retrying", error = %e, attempt, delay_ms = delay.as_millis() as u64);
-                    self.emit(ProgressEvent::Retrying {
-                        error: e.to_string(),
-                        attempt,
-                        delay,
-                    });
-                    tokio::time::sleep(delay).await;
-                }
-                Err(e) => return Err(e),
-            }
+        let listing = Listing {
+            source: self.source.clone(),
+            filter: &self.filter,
+            retry: &self.options.retry,
+            listener: self.listener.clone(),
         };
-        let selected: Vec<_> = all
-            .into_iter()
-            .filter(|f| f.selectable && self.filter.accepts_folder(&f.path))
-            .collect();
-        if let Some(folder) = &self.filter.folder
-            && selected.is_empty()
-        {
-            return Err(Error::InvalidRequest(RequestErrors(vec![FieldError {
-                field: Field::Folder,
-                message: format!("the source has no folder `{folder}`"),
-            }])));
-        }
-        Ok(selected)
+        let (folders, retries) = listing.run().await;
+        self.report.retries += u64::from(retries);
+        folders
     }
 
     async fn dry_run(&mut self, folders: Vec<crate::source::FolderInfo>) -> Result<()> {

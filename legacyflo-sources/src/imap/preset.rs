@@ -171,6 +171,7 @@ mod tests {
             noselect: false,
             special_use: special.map(str::to_string),
             attributes: vec![],
+            status: None,
         }
     }
 

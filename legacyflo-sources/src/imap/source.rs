@@ -13,7 +13,9 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, info, warn};
 
-use super::client::{ConnectOptions, FetchItem, ImapClient, ImapError, Reply, uid_set};
+use super::client::{
+    ConnectOptions, FetchItem, ImapClient, ImapError, MailboxInfo, Reply, uid_set,
+};
 use super::preset::{self, ImapPreset, Limits};
 
 /// How to reach and read the account.
@@ -50,6 +52,10 @@ impl ImapSourceOptions {
 /// - Folders: `LIST "" "*"` (with RFC 6154 special use), names decoded from modified
 ///   UTF-7 and split on the server's separator; the preset drops what it does not migrate
 ///   (see [`preset::keeps`]). `\Noselect` folders are listed as not selectable.
+/// - Nothing new: when the server has LIST-STATUS (RFC 5819) the listing carries every
+///   mailbox's UIDVALIDITY and UIDNEXT; a folder whose checkpoint already reaches
+///   UIDNEXT - 1 under the same UIDVALIDITY is streamed as empty without a connection, so a
+///   re-run that finds nothing new costs one login and one `LIST`.
 /// - Order: ascending UID within a folder, the same on every run while UIDVALIDITY holds.
 /// - Position: `UIDVALIDITY:UID:IDENTITY`, where IDENTITY is [`message_identity`] of the
 ///   message (16 hex digits of SHA-256 over Message-ID, INTERNALDATE and RFC822.SIZE);
@@ -72,7 +78,7 @@ pub struct ImapSource {
     opts: ImapSourceOptions,
     pool: Mutex<Vec<ImapClient>>,
     permits: Arc<Semaphore>,
-    names: tokio::sync::Mutex<Option<HashMap<FolderPath, (String, bool)>>>,
+    names: tokio::sync::Mutex<Option<HashMap<FolderPath, Listed>>>,
     budget: preset::Budget,
 }
 
@@ -83,6 +89,16 @@ impl std::fmt::Debug for ImapSource {
             .field("preset", &self.opts.preset)
             .finish()
     }
+}
+
+/// A folder as the last `LIST` showed it.
+#[derive(Clone, Debug)]
+struct Listed {
+    /// Its name on the wire (modified UTF-7).
+    raw: String,
+    selectable: bool,
+    /// Its `STATUS` at listing time (LIST-STATUS), when the server sent it.
+    status: Option<MailboxInfo>,
 }
 
 /// The identity of a message used when UIDs cannot be trusted: 16 hex digits of SHA-256
@@ -214,7 +230,7 @@ impl ImapSource {
         self.budget.take(bytes)
     }
 
-    async fn folder_map(&self) -> Result<Vec<(FolderInfo, String)>> {
+    async fn folder_map(&self) -> Result<Vec<(FolderInfo, Listed)>> {
         let (mut client, permit) = self.checkout().await?;
         let entries = client.list().await;
         let entries = match entries {
@@ -269,22 +285,23 @@ impl ImapSource {
                 messages: None,
                 special_use: e.special_use.clone(),
             };
-            out.push((info, e.raw_name));
+            let listed = Listed {
+                raw: e.raw_name,
+                selectable: info.selectable,
+                status: e.status,
+            };
+            out.push((info, listed));
         }
         out.sort_by(|a, b| a.0.path.cmp(&b.0.path));
         out.dedup_by(|a, b| a.0.path == b.0.path);
         Ok(out)
     }
 
-    async fn raw_name(&self, folder: &FolderPath) -> Result<(String, bool)> {
+    async fn listed(&self, folder: &FolderPath) -> Result<Listed> {
         let mut names = self.names.lock().await;
         if names.as_ref().is_none_or(|n| !n.contains_key(folder)) {
             let map = self.folder_map().await?;
-            *names = Some(
-                map.into_iter()
-                    .map(|(i, raw)| (i.path, (raw, i.selectable)))
-                    .collect(),
-            );
+            *names = Some(map.into_iter().map(|(i, l)| (i.path, l)).collect());
         }
         names
             .as_ref()
@@ -296,6 +313,28 @@ impl ImapSource {
                     format!("no folder `{folder}` on {}", self.opts.connect.host),
                 )
             })
+    }
+
+    /// Whether the listing's STATUS already shows that `folder` has nothing after `after`:
+    /// same UIDVALIDITY and no UID at or above UIDNEXT - 1 beyond the checkpoint (or an
+    /// empty mailbox read from the start). Such a folder is done without a connection; a
+    /// message delivered after the listing is read by the next run, as with any snapshot.
+    fn nothing_new(status: Option<MailboxInfo>, after: Option<&Position>) -> bool {
+        let Some(st) = status else {
+            return false;
+        };
+        match after {
+            None => st.exists == 0 && st.uid_validity != 0,
+            Some(p) => match parse_position(p) {
+                Some((v, uid, _)) => {
+                    v != 0
+                        && v == st.uid_validity
+                        && st.uid_next > 0
+                        && uid.saturating_add(1) >= st.uid_next
+                }
+                None => false,
+            },
+        }
     }
 
     /// After a UIDVALIDITY change: the UID of the first message whose identity is `ident`.
@@ -340,11 +379,7 @@ impl Source for ImapSource {
     async fn list_folders(&self) -> Result<Vec<FolderInfo>> {
         let map = self.folder_map().await?;
         let infos = map.iter().map(|(i, _)| i.clone()).collect();
-        *self.names.lock().await = Some(
-            map.into_iter()
-                .map(|(i, raw)| (i.path, (raw, i.selectable)))
-                .collect(),
-        );
+        *self.names.lock().await = Some(map.into_iter().map(|(i, l)| (i.path, l)).collect());
         Ok(infos)
     }
 
@@ -354,11 +389,16 @@ impl Source for ImapSource {
         filter: &Filter,
         after: Option<&Position>,
     ) -> Result<MessageStream<'a>> {
-        let (raw, selectable) = self.raw_name(folder).await?;
-        if !selectable {
+        let listed = self.listed(folder).await?;
+        if !listed.selectable {
             // A `\Noselect` folder holds no messages.
             return Ok(Box::pin(futures::stream::empty()));
         }
+        if Self::nothing_new(listed.status, after) {
+            debug!(message = "nothing new since the checkpoint (LIST-STATUS)", folder = %folder);
+            return Ok(Box::pin(futures::stream::empty()));
+        }
+        let raw = listed.raw;
         let (mut client, permit) = self.checkout().await?;
         let info = client.select(&raw, true).await?;
         let mut start = 1u32;
@@ -614,6 +654,38 @@ impl FetchState<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nothing_new_only_when_the_checkpoint_reaches_uidnext() {
+        let st = |v, next, n| {
+            Some(MailboxInfo {
+                exists: n,
+                uid_validity: v,
+                uid_next: next,
+            })
+        };
+        let p = |s: &str| s.to_string();
+        // Checkpoint at the last UID: nothing new.
+        assert!(ImapSource::nothing_new(st(7, 11, 10), Some(&p("7:10:abc"))));
+        assert!(ImapSource::nothing_new(st(7, 11, 10), Some(&p("7:12"))));
+        // A message at UID 11 or later may exist.
+        assert!(!ImapSource::nothing_new(
+            st(7, 12, 11),
+            Some(&p("7:10:abc"))
+        ));
+        // Renumbered: the identity search must run.
+        assert!(!ImapSource::nothing_new(
+            st(8, 11, 10),
+            Some(&p("7:10:abc"))
+        ));
+        // Unknown UIDNEXT, no status, unparsable position: read the folder.
+        assert!(!ImapSource::nothing_new(st(7, 0, 10), Some(&p("7:10"))));
+        assert!(!ImapSource::nothing_new(None, Some(&p("7:10"))));
+        assert!(!ImapSource::nothing_new(st(7, 11, 10), Some(&p("junk"))));
+        // From the start: only an empty mailbox is skipped.
+        assert!(ImapSource::nothing_new(st(7, 1, 0), None));
+        assert!(!ImapSource::nothing_new(st(7, 5, 4), None));
+    }
 
     #[test]
     fn positions_and_criteria() {

@@ -13,6 +13,7 @@
 mod error;
 mod tls;
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -182,6 +183,10 @@ pub struct ListEntry {
     pub special_use: Option<String>,
     /// Every attribute as sent, e.g. `\HasChildren`.
     pub attributes: Vec<String>,
+    /// The mailbox's `STATUS` (MESSAGES, UIDNEXT, UIDVALIDITY) when the server sent it
+    /// with the listing (RFC 5819 LIST-STATUS); `None` otherwise and for `\Noselect`
+    /// mailboxes.
+    pub status: Option<MailboxInfo>,
 }
 
 /// What `SELECT`/`EXAMINE` said.
@@ -375,7 +380,11 @@ impl ImapClient {
         if opts.tls != TlsMode::StartTls {
             client.read_greeting().await?;
         }
-        client.capability().await?;
+        // A greeting with `[CAPABILITY …]` (Dovecot's, and most servers') saves the round
+        // trip; after STARTTLS the capabilities must be asked again (RFC 3501 6.2.1).
+        if client.caps.is_empty() {
+            client.capability().await?;
+        }
         client.authenticate(&opts.credentials).await?;
         if opts.send_id && client.has_capability("ID") {
             // Some servers (and provider throttles) want to know who is calling; failure is harmless.
@@ -578,15 +587,55 @@ impl ImapClient {
         self.collect(&tag, what, mailbox).await.map(|(_, u)| u)
     }
 
-    /// `LIST "" "*"`, with `RETURN (SPECIAL-USE)` when the server has SPECIAL-USE.
+    /// `LIST "" "*"`, with `RETURN (SPECIAL-USE)` when the server has SPECIAL-USE and
+    /// `RETURN (STATUS (MESSAGES UIDNEXT UIDVALIDITY))` when it has LIST-STATUS (RFC 5819),
+    /// so that one round trip also tells what every mailbox holds
+    /// ([`ListEntry::status`]).
     pub async fn list(&mut self) -> Result<Vec<ListEntry>, ImapError> {
-        let cmd = if self.has_capability("SPECIAL-USE") && self.has_capability("LIST-EXTENDED") {
-            "LIST \"\" \"*\" RETURN (SPECIAL-USE)"
+        let extended = self.has_capability("LIST-EXTENDED");
+        let mut ret = Vec::new();
+        if extended && self.has_capability("SPECIAL-USE") {
+            ret.push("SPECIAL-USE");
+        }
+        if self.has_capability("LIST-STATUS") {
+            ret.push("STATUS (MESSAGES UIDNEXT UIDVALIDITY)");
+        }
+        let cmd = if ret.is_empty() {
+            "LIST \"\" \"*\"".to_string()
         } else {
-            "LIST \"\" \"*\""
+            format!("LIST \"\" \"*\" RETURN ({})", ret.join(" "))
         };
-        let untagged = self.simple(cmd, "LIST", None).await?;
-        Ok(untagged.into_iter().filter_map(list_entry).collect())
+        let untagged = self.simple(&cmd, "LIST", None).await?;
+        let mut entries = Vec::new();
+        let mut statuses = HashMap::new();
+        for r in untagged {
+            match r {
+                Reply::Untagged(Response::MailboxData(MailboxDatum::Status {
+                    mailbox,
+                    status,
+                })) => {
+                    statuses.insert(mailbox.to_string(), mailbox_info(&status));
+                }
+                r => entries.extend(list_entry(r)),
+            }
+        }
+        for e in &mut entries {
+            if e.noselect {
+                continue;
+            }
+            e.status = statuses.get(&e.raw_name).copied().or_else(|| {
+                e.raw_name
+                    .eq_ignore_ascii_case("INBOX")
+                    .then(|| {
+                        statuses
+                            .iter()
+                            .find(|(k, _)| k.eq_ignore_ascii_case("INBOX"))
+                            .map(|(_, v)| *v)
+                    })
+                    .flatten()
+            });
+        }
+        Ok(entries)
     }
 
     /// The hierarchy separator (`LIST "" ""`), if the server has one.
@@ -637,14 +686,7 @@ impl ImapClient {
         let mut info = MailboxInfo::default();
         for r in untagged {
             if let Reply::Untagged(Response::MailboxData(MailboxDatum::Status { status, .. })) = r {
-                for a in status {
-                    match a {
-                        imap_proto::types::StatusAttribute::UidValidity(v) => info.uid_validity = v,
-                        imap_proto::types::StatusAttribute::UidNext(v) => info.uid_next = v,
-                        imap_proto::types::StatusAttribute::Messages(v) => info.exists = v,
-                        _ => {}
-                    }
-                }
+                info = mailbox_info(&status);
             }
         }
         Ok(info)
@@ -1170,6 +1212,20 @@ fn caps_to_strings(c: &[Capability<'_>]) -> Vec<String> {
         .collect()
 }
 
+/// What a `STATUS` answer says.
+fn mailbox_info(status: &[imap_proto::types::StatusAttribute]) -> MailboxInfo {
+    let mut info = MailboxInfo::default();
+    for a in status {
+        match a {
+            imap_proto::types::StatusAttribute::UidValidity(v) => info.uid_validity = *v,
+            imap_proto::types::StatusAttribute::UidNext(v) => info.uid_next = *v,
+            imap_proto::types::StatusAttribute::Messages(v) => info.exists = *v,
+            _ => {}
+        }
+    }
+    info
+}
+
 fn list_entry(r: Reply) -> Option<ListEntry> {
     let Reply::Untagged(Response::MailboxData(MailboxDatum::List {
         name_attributes,
@@ -1229,6 +1285,7 @@ fn list_entry(r: Reply) -> Option<ListEntry> {
         noselect,
         special_use,
         attributes,
+        status: None,
     })
 }
 

@@ -190,3 +190,63 @@ fn helpers() {
     assert_eq!(TlsMode::default_for_port(993), TlsMode::Implicit);
     assert_eq!(TlsMode::parse("STARTTLS"), Some(TlsMode::StartTls));
 }
+
+#[tokio::test]
+async fn list_status_attaches_each_mailbox_status() {
+    let mut c = replay(vec![
+        (
+            None,
+            "* OK [CAPABILITY IMAP4rev1 LIST-EXTENDED SPECIAL-USE LIST-STATUS] ready\r\n",
+        ),
+        (
+            Some("LIST \"\" \"*\" RETURN (SPECIAL-USE STATUS (MESSAGES UIDNEXT UIDVALIDITY))"),
+            "* LIST (\\HasNoChildren) \"/\" INBOX\r\n\
+             * STATUS INBOX (MESSAGES 3 UIDNEXT 4 UIDVALIDITY 11)\r\n\
+             * LIST (\\Noselect \\HasChildren) \"/\" Archive\r\n\
+             * LIST (\\HasNoChildren \\Sent) \"/\" \"Archive/Sent &AOQ-\"\r\n\
+             * STATUS \"Archive/Sent &AOQ-\" (MESSAGES 0 UIDNEXT 1 UIDVALIDITY 12)\r\n\
+             * LIST (\\HasNoChildren) \"/\" Empty\r\n\
+             TAG OK done\r\n",
+        ),
+    ])
+    .await;
+    c.read_greeting().await.unwrap();
+    let entries = c.list().await.unwrap();
+    assert_eq!(entries.len(), 4);
+    let by = |n: &str| entries.iter().find(|e| e.raw_name == n).unwrap();
+    assert_eq!(
+        by("INBOX").status,
+        Some(MailboxInfo {
+            exists: 3,
+            uid_validity: 11,
+            uid_next: 4
+        })
+    );
+    assert_eq!(by("Archive").status, None, "\\Noselect has no status");
+    assert_eq!(by("Archive/Sent &AOQ-").name, "Archive/Sent ä");
+    assert_eq!(by("Archive/Sent &AOQ-").status.map(|s| s.uid_next), Some(1));
+    assert_eq!(
+        by("Empty").status,
+        None,
+        "no STATUS sent: unknown, not empty"
+    );
+}
+
+#[tokio::test]
+async fn list_without_list_status_asks_only_special_use() {
+    let mut c = replay(vec![
+        (
+            None,
+            "* OK [CAPABILITY IMAP4rev1 LIST-EXTENDED SPECIAL-USE] ready\r\n",
+        ),
+        (
+            Some("LIST \"\" \"*\" RETURN (SPECIAL-USE)\r"),
+            "* LIST (\\HasNoChildren) \"/\" INBOX\r\nTAG OK done\r\n",
+        ),
+    ])
+    .await;
+    c.read_greeting().await.unwrap();
+    let entries = c.list().await.unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].status, None);
+}
