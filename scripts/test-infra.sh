@@ -214,7 +214,15 @@ protocol imap {
   mail_max_userip_connections = 100
 }
 
+# Dovecot's "high-performance" login mode (as production servers run it): login processes
+# are kept and reused instead of one forked per connection, so a greeting takes ~1 ms
+# instead of tens of ms under load; imap processes are pre-forked for the same reason.
+service imap {
+  process_min_avail = 2
+}
 service imap-login {
+  service_count = 0
+  process_min_avail = 2
   inet_listener imap {
     address = 127.0.0.1
     port = $IMAP_PORT
