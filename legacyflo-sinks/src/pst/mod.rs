@@ -34,8 +34,13 @@
 //!   record headers (the message bytes are skipped, not read). `open(None)` starts a new
 //!   spool, replacing an old one. [`abort`](legacyflo_core::Sink::abort) truncates the spool
 //!   to the last commit.
-//! - [`finish`](legacyflo_core::Sink::finish) commits, then streams the spool through the
-//!   PST writer into `<dest>.partial` (further volumes are written as e.g.
+//! - While the run goes on, a thread feeds every spooled record to the PST writer as well
+//!   (after `open`, first the spool's committed records), so reading the source and
+//!   writing the PST overlap; at most 32 MiB of messages wait for it. The spool stays the
+//!   durable copy: after an `abort` the thread starts again from the committed records,
+//!   and if it fails, `finish` builds the PST from the spool in one pass instead.
+//! - [`finish`](legacyflo_core::Sink::finish) commits, waits for that thread (or streams
+//!   the spool through the PST writer) into `<dest>.partial` (further volumes are written as e.g.
 //!   `x.pst-002.partial`, the writer's naming applied to the partial name), the content
 //!   lists into `<csv>.partial`; then renames every volume and list to its final name,
 //!   removes volumes (and their lists) numbered beyond the last one, left by an earlier run
@@ -61,6 +66,8 @@
 //! engine as [`Settled::Refused`](legacyflo_core::Settled) by [`settled`](legacyflo_core::Sink::settled): the run report
 //! counts it as skipped, with its source id and the writer's reason.
 
+mod build;
+mod live;
 mod sink;
 mod spool;
 

@@ -1,21 +1,21 @@
 //! [`PstSink`]: the [`Sink`] implementation.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
-use chrono::DateTime;
-use legacyflo_core::contentlist::{ContentList, content_list_path};
-use legacyflo_core::fsutil::{partial_path, rename_durable, sync_parent};
+use legacyflo_core::contentlist::content_list_path;
+use legacyflo_core::fsutil::{partial_path, sync_parent};
 use legacyflo_core::{
     Flag, FolderPath, Message, Output, OutputKind, Result, Settled, Sink, SinkState, WriteOutcome,
 };
-use legacyflo_pst::{FolderId, MessageMeta, PstReader, PstWriter, WriterOptions};
+use legacyflo_pst::{PstReader, WriterOptions};
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info, warn};
 
 use super::BACKEND;
-use super::spool::{RecordMeta, Spool, SpoolReader, SpoolState};
+use super::build::{Builder, core_io, pst_err, volume_path};
+use super::live::Live;
+use super::spool::{RecordMeta, Spool, SpoolState};
 use crate::error::{SinkError, SinkResult};
 use crate::util::{blocking, key_of, remove_if_exists};
 
@@ -44,6 +44,9 @@ pub struct PstSink {
     dest: PathBuf,
     options: WriterOptions,
     spool: Option<Spool>,
+    /// The PST being built alongside the spool (see [`Live`]); `None` when there is none
+    /// (it failed): `finish` then builds from the spool.
+    live: Option<Live>,
     finished: Option<Vec<Output>>,
     /// Messages the writer refused in `finish`, until the engine drains them.
     late: Vec<Settled>,
@@ -64,6 +67,7 @@ impl PstSink {
             dest: dest.into(),
             options,
             spool: None,
+            live: None,
             finished: None,
             late: Vec::new(),
             broken: false,
@@ -124,7 +128,24 @@ impl PstSink {
                 self.spool = Some(spool);
             }
         }
+        self.start_live();
         Ok(())
+    }
+
+    /// Starts building the PST alongside the spool from its committed records (replacing
+    /// any live build). Failing to start is not an error: `finish` builds from the spool.
+    fn start_live(&mut self) {
+        if let Some(old) = self.live.take() {
+            old.cancel();
+        }
+        let Some(spool) = &self.spool else {
+            return;
+        };
+        let committed = spool.committed().len;
+        match Live::start(&self.dest, &self.options, spool.path(), committed) {
+            Ok(l) => self.live = Some(l),
+            Err(e) => warn!(message = "could not start the live PST build", error = %e),
+        }
     }
 
     fn write_blocking(&mut self, message: &Message) -> SinkResult<WriteOutcome> {
@@ -158,6 +179,17 @@ impl PstSink {
         if let Err(e) = spool.append(&meta, &message.raw) {
             self.broken = true;
             return Err(e);
+        }
+        if let Some(live) = &mut self.live
+            && !live.send(meta, message.raw.clone())
+        {
+            warn!(
+                message =
+                    "the live PST build stopped; the PST will be built from the spool at finish"
+            );
+            if let Some(l) = self.live.take() {
+                l.cancel();
+            }
         }
         Ok(WriteOutcome::Written { id: None })
     }
@@ -197,7 +229,17 @@ impl PstSink {
             }
         };
         let spool_path = self.spool()?.path().to_path_buf();
-        let outputs = match build_pst(&self.dest, &self.options, &spool_path, state) {
+        let built = match self.live.take() {
+            Some(live) => match live.finish() {
+                Ok(r) => Ok(r),
+                Err(e) => {
+                    warn!(message = "the live PST build failed; building from the spool", error = %e);
+                    build_pst(&self.dest, &self.options, &spool_path, state)
+                }
+            },
+            None => build_pst(&self.dest, &self.options, &spool_path, state),
+        };
+        let outputs = match built {
             Ok((o, late)) => {
                 self.late = late;
                 o
@@ -218,160 +260,17 @@ impl PstSink {
     }
 }
 
-/// The writer's volume naming applied to `base`: `base` for volume 1, then
-/// `<stem>-002.<ext>`, `<stem>-003.<ext>`, …
-fn volume_path(base: &Path, n: usize) -> PathBuf {
-    if n <= 1 {
-        return base.to_path_buf();
-    }
-    let stem = base
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "archive".into());
-    let ext = base
-        .extension()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "pst".into());
-    base.with_file_name(format!("{stem}-{n:03}.{ext}"))
-}
-
-fn core_io(e: legacyflo_core::Error) -> SinkError {
-    match e {
-        legacyflo_core::Error::Io { context, source } => SinkError::io(BACKEND, context, source),
-        other => SinkError::state(BACKEND, other.to_string()),
-    }
-}
-
-fn pst_err(what: &str, e: legacyflo_pst::Error) -> SinkError {
-    match e {
-        legacyflo_pst::Error::Io { path, source } => SinkError::io(
-            BACKEND,
-            match path {
-                Some(p) => format!("{what} {}", p.display()),
-                None => what.to_string(),
-            },
-            source,
-        ),
-        other => SinkError::misuse(BACKEND, format!("{what}: {other}")),
-    }
-}
-
-/// Streams the committed spool through the PST writer, writes the content lists, renames
-/// everything to its final name and returns the outputs and the messages the writer
-/// refused.
+/// Builds the PST from the committed spool in one pass (after a resume, an abort or a
+/// failed live build) and returns the outputs and the messages the writer refused.
 fn build_pst(
     dest: &Path,
     options: &WriterOptions,
     spool_path: &Path,
     state: SpoolState,
 ) -> SinkResult<(Vec<Output>, Vec<Settled>)> {
-    let partial = partial_path(dest);
-    let mut writer =
-        PstWriter::create(&partial, options.clone()).map_err(|e| pst_err("create", e))?;
-    let mut lists: Vec<ContentList> =
-        vec![ContentList::create(&content_list_path(dest)).map_err(core_io)?];
-    let mut folders: HashMap<Vec<String>, FolderId> = HashMap::new();
-    let mut reader = SpoolReader::open(spool_path, state.len)?;
-    let mut refused: Vec<Settled> = Vec::new();
-    while let Some((meta, raw_len)) = reader.next_meta()? {
-        let raw = reader.read_raw(raw_len)?;
-        let folder = match folders.get(&meta.folder) {
-            Some(f) => *f,
-            None => {
-                let segs: Vec<&str> = meta.folder.iter().map(String::as_str).collect();
-                let f = writer
-                    .folder(&segs)
-                    .map_err(|e| pst_err("create folder", e))?;
-                folders.insert(meta.folder.clone(), f);
-                f
-            }
-        };
-        let pst_meta = MessageMeta {
-            read: meta.read,
-            flagged: meta.flagged,
-            internal_date: meta.date,
-        };
-        let outcome = match writer.add_message(folder, &raw, &pst_meta) {
-            Ok(o) => o,
-            Err(e @ (legacyflo_pst::Error::TooLarge(_) | legacyflo_pst::Error::Invalid(_))) => {
-                warn!(
-                    message = "the PST writer refused a message; it is not in the PST",
-                    folder = %meta.folder.join("/"),
-                    source_id = %meta.source_id,
-                    reason = %e
-                );
-                refused.push(Settled::Refused {
-                    folder: FolderPath::new(meta.folder.iter().cloned()),
-                    source_id: meta.source_id.clone(),
-                    bytes: raw.len() as u64,
-                    reason: format!("the PST writer refused it: {e}"),
-                });
-                continue;
-            }
-            Err(e) => return Err(pst_err("write", e)),
-        };
-        if !outcome.problems.is_empty() {
-            debug!(
-                message = "message stored with problems",
-                folder = %meta.folder.join("/"),
-                source_id = %meta.source_id,
-                problems = ?outcome.problems
-            );
-        }
-        while lists.len() < outcome.volume {
-            let n = lists.len() + 1;
-            lists.push(
-                ContentList::create(&content_list_path(&volume_path(dest, n))).map_err(core_io)?,
-            );
-        }
-        let fp = FolderPath::new(meta.folder.iter().cloned());
-        let mut message = Message::new(raw, fp, meta.source_id);
-        message.internal_date = meta.date.and_then(|t| DateTime::from_timestamp(t, 0));
-        let entry = format!("{}/{}", meta.folder.join("/"), outcome.node_id);
-        if let Some(list) = lists.get_mut(outcome.volume.saturating_sub(1)) {
-            list.append(&message, &entry).map_err(core_io)?;
-        }
-    }
-    let volumes = writer.finish().map_err(|e| pst_err("finish", e))?;
-    while lists.len() < volumes.len() {
-        let n = lists.len() + 1;
-        lists
-            .push(ContentList::create(&content_list_path(&volume_path(dest, n))).map_err(core_io)?);
-    }
-    let mut outputs = Vec::new();
-    for ((i, v), list) in volumes.iter().enumerate().zip(lists) {
-        let target = volume_path(dest, i + 1);
-        rename_durable(&v.path, &target).map_err(core_io)?;
-        outputs.push(Output {
-            location: target.display().to_string(),
-            kind: OutputKind::Archive,
-            bytes: Some(v.bytes),
-            messages: v.messages,
-        });
-        outputs.push(list.finish().map_err(core_io)?);
-    }
-    // Volumes beyond the last one are leftovers of an earlier run to the same destination:
-    // they would make the output set incoherent.
-    let mut n = volumes.len() + 1;
-    loop {
-        let stale = volume_path(dest, n);
-        if !stale.exists() {
-            break;
-        }
-        info!(message = "removing a volume left by an earlier run", path = %stale.display());
-        for p in [content_list_path(&stale), stale] {
-            remove_if_exists(&p)
-                .map_err(|e| SinkError::io(BACKEND, format!("remove {}", p.display()), e))?;
-        }
-        n += 1;
-    }
-    if !refused.is_empty() {
-        warn!(
-            message = "messages refused by the PST writer",
-            count = refused.len()
-        );
-    }
-    Ok((outputs, refused))
+    let mut builder = Builder::create(dest, options)?;
+    builder.replay(spool_path, state.len, || false)?;
+    builder.finish()
 }
 
 /// The outputs of a finished run, read from the files: every volume that exists (`dest`,
@@ -422,6 +321,9 @@ impl Sink for PstSink {
     }
 
     async fn open(&mut self, resume: Option<SinkState>) -> Result<()> {
+        if let Some(l) = self.live.take() {
+            blocking(|| l.cancel());
+        }
         self.spool = None;
         self.finished = None;
         self.broken = false;
@@ -460,7 +362,17 @@ impl Sink for PstSink {
         if self.finished.is_some() {
             return Ok(());
         }
-        let result = blocking(|| self.spool().and_then(Spool::rollback));
+        let result = blocking(|| {
+            // The live build holds records past the commit: start it again from the spool.
+            if let Some(l) = self.live.take() {
+                l.cancel();
+            }
+            let r = self.spool().and_then(Spool::rollback);
+            if r.is_ok() {
+                self.start_live();
+            }
+            r
+        });
         match &result {
             Ok(()) => self.broken = false,
             Err(e) => warn!(message = "pst rollback failed", error = %e),
