@@ -88,7 +88,9 @@ impl Frames {
         // write every byte once more before the read overwrites it).
         self.buf.clear();
         self.buf.reserve_exact(len);
-        let got = (&mut self.r)
+        let got = self
+            .r
+            .by_ref()
             .take(len as u64)
             .read_to_end(&mut self.buf)
             .ok()?;

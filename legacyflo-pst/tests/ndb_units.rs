@@ -164,7 +164,7 @@ fn utf16_into_long_ascii_runs_match_std() {
     let mut s = String::new();
     for n in [0usize, 1, 31, 32, 33, 63, 64, 65, 100, 200] {
         s.extend(std::iter::repeat_n('x', n));
-        s.push_str("ü");
+        s.push('ü');
         s.extend((0..n).map(|i| char::from(b'a' + (i % 26) as u8)));
         s.push('😀');
         s.push('\u{7f}');
