@@ -84,8 +84,19 @@ impl Frames {
         let len = u32::from_le_bytes([h[4], h[5], h[6], h[7]]) as usize;
         let mut f = vec![0u8; flen];
         self.r.read_exact(&mut f).ok()?;
-        self.buf.resize(len, 0);
-        self.r.read_exact(&mut self.buf).ok()?;
+        // Into the buffer's spare capacity, without zero-filling it first (`resize` would
+        // write every byte once more before the read overwrites it).
+        self.buf.clear();
+        self.buf.reserve_exact(len);
+        let got = self
+            .r
+            .by_ref()
+            .take(len as u64)
+            .read_to_end(&mut self.buf)
+            .ok()?;
+        if got != len {
+            return None;
+        }
         Some(Frame {
             folder: String::from_utf8_lossy(&f).into_owned(),
             read: h[8] == 1,

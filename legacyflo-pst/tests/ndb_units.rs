@@ -156,3 +156,39 @@ fn crc_is_the_reflected_table_crc_with_initial_zero() {
         assert_eq!(crc::crc(&data[..n]), reference(&data[..n]), "{n}");
     }
 }
+
+/// Long ASCII runs (the 32-byte widening path) between non-ASCII characters, converted
+/// whole and in pieces of every size around the 64-byte output of one widening step.
+#[test]
+fn utf16_into_long_ascii_runs_match_std() {
+    let mut s = String::new();
+    for n in [0usize, 1, 31, 32, 33, 63, 64, 65, 100, 200] {
+        s.extend(std::iter::repeat_n('x', n));
+        s.push('ü');
+        s.extend((0..n).map(|i| char::from(b'a' + (i % 26) as u8)));
+        s.push('😀');
+        s.push('\u{7f}');
+    }
+    let want: Vec<u8> = s.encode_utf16().flat_map(u16::to_le_bytes).collect();
+    assert_eq!(legacyflo_pst::ltp::utf16(&s), want);
+    for (start, _) in s.char_indices().take(80) {
+        let tail = &s[start..];
+        let want: Vec<u8> = tail.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        assert_eq!(legacyflo_pst::ltp::utf16(tail), want, "start {start}");
+    }
+    for size in (4..=140).chain([8176]) {
+        let mut got = Vec::new();
+        let mut rest = s.as_str();
+        while !rest.is_empty() {
+            let mut buf = vec![0xEEu8; size];
+            let (used, written) = legacyflo_pst::ltp::utf16_into(rest, &mut buf);
+            assert!(used > 0 && written <= size, "size {size}: no progress");
+            if let Some(c) = rest[used..].chars().next() {
+                assert!(written + c.len_utf16() * 2 > size, "size {size}: early");
+            }
+            got.extend_from_slice(&buf[..written]);
+            rest = &rest[used..];
+        }
+        assert_eq!(got, want, "size {size}");
+    }
+}

@@ -9,6 +9,18 @@ struct HeapBlock {
     allocs: Vec<u16>,
 }
 
+impl HeapBlock {
+    /// An empty block with its `header` bytes, sized for a whole block (no regrowth).
+    fn new(header: usize) -> HeapBlock {
+        let mut data = Vec::with_capacity(MAX_BLOCK_DATA);
+        data.resize(header, 0);
+        HeapBlock {
+            data,
+            allocs: Vec::new(),
+        }
+    }
+}
+
 /// An in-memory heap, serialised into data blocks by [`Heap::finish`].
 pub struct Heap {
     client_sig: u8,
@@ -52,10 +64,7 @@ impl Heap {
     pub fn new(client_sig: u8) -> Heap {
         Heap {
             client_sig,
-            blocks: vec![HeapBlock {
-                data: vec![0; 12],
-                allocs: Vec::new(),
-            }],
+            blocks: vec![HeapBlock::new(12)],
             root: 0,
         }
     }
@@ -67,14 +76,29 @@ impl Heap {
 
     /// Allocates an item (at most 3580 bytes); returns its HID.
     pub fn alloc(&mut self, bytes: &[u8]) -> Result<u32> {
-        if bytes.len() > MAX_HEAP_ITEM {
-            return Err(Error::Invalid(format!(
-                "heap item of {} bytes",
-                bytes.len()
-            )));
+        let (data, hid) = self.item(bytes.len())?;
+        data.extend_from_slice(bytes);
+        Ok(hid)
+    }
+
+    /// Allocates an item of `len` bytes (at most 3580) written by `fill` into the heap
+    /// block (zeroed first); returns its HID.
+    pub fn alloc_with(&mut self, len: usize, fill: impl FnOnce(&mut [u8])) -> Result<u32> {
+        let (data, hid) = self.item(len)?;
+        let start = data.len();
+        data.resize(start + len, 0);
+        fill(data.get_mut(start..).unwrap_or(&mut []));
+        Ok(hid)
+    }
+
+    /// The block an item of `len` bytes goes to (its bytes are to be appended to the
+    /// returned data) and the item's HID.
+    fn item(&mut self, len: usize) -> Result<(&mut Vec<u8>, u32)> {
+        if len > MAX_HEAP_ITEM {
+            return Err(Error::Invalid(format!("heap item of {len} bytes")));
         }
         let fits = |b: &HeapBlock| {
-            let end = (b.data.len() + bytes.len() + 1) & !1;
+            let end = (b.data.len() + len + 1) & !1;
             end + 4 + 2 * (b.allocs.len() + 2) <= MAX_BLOCK_DATA && b.allocs.len() < 2047
         };
         let need_new = self.blocks.last().is_none_or(|b| !fits(b));
@@ -83,18 +107,17 @@ impl Heap {
             if i >= 0xFFFF {
                 return Err(Error::TooLarge("heap exceeds 65535 blocks".into()));
             }
-            self.blocks.push(HeapBlock {
-                data: vec![0; header_len(i)],
-                allocs: Vec::new(),
-            });
+            self.blocks.push(HeapBlock::new(header_len(i)));
         }
         let index = self.blocks.len() - 1;
         let Some(b) = self.blocks.last_mut() else {
             return Err(Error::Invalid("heap without block".into()));
         };
         b.allocs.push(b.data.len() as u16);
-        b.data.extend_from_slice(bytes);
-        Ok(((b.allocs.len() as u32) << 5) | ((index as u32) << 16))
+        Ok((
+            &mut b.data,
+            ((b.allocs.len() as u32) << 5) | ((index as u32) << 16),
+        ))
     }
 
     /// Serialises the heap into its blocks (each ≤ 8176 bytes).

@@ -1,7 +1,7 @@
 //! Property context builder ([MS-PST] §2.3.3).
 
 use super::heap::Heap;
-use super::{MAX_HEAP_ITEM, NodeCtx, Value, bth, utf16, utf16_len};
+use super::{MAX_HEAP_ITEM, NodeCtx, Value, bth, utf16_into, utf16_len};
 use crate::error::Result;
 
 /// A property: id and value.
@@ -28,7 +28,9 @@ pub fn cell(ctx: &mut NodeCtx<'_>, heap: &mut Heap, v: &Value<'_>) -> Result<u32
         Value::I64(x) | Value::Time(x) => heap.alloc(&x.to_le_bytes())?,
         Value::Str(s) => match utf16_len(s) {
             0 => 0,
-            n if n <= MAX_HEAP_ITEM => heap.alloc(&utf16(s))?,
+            n if n <= MAX_HEAP_ITEM => heap.alloc_with(n, |d| {
+                utf16_into(s, d);
+            })?,
             _ => ctx.str_subnode(s)?,
         },
         Value::Bin(b) => store_var(ctx, heap, b)?,

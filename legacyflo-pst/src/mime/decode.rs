@@ -51,12 +51,32 @@ pub fn base64(input: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(input.len() / 4 * 3 + 3);
     let mut chunk: Vec<u8> = Vec::with_capacity(CHUNK.min(input.len()) + 128);
     let mut rest = input;
+    // The previous line's length and line break: lines of one length are the rule, so the
+    // next line is taken when the same break follows at the same length, without a search.
+    // (Should such a line hold a CR or LF, the decoders below refuse the chunk and the
+    // lenient decoder takes the whole input.)
+    let mut line: Option<(usize, &[u8])> = None;
     loop {
         while chunk.len() < CHUNK && !rest.is_empty() {
+            if let Some((len, brk)) = line
+                && rest.get(len..len + brk.len()) == Some(brk)
+            {
+                chunk.extend_from_slice(rest.get(..len).unwrap_or(&[]));
+                rest = rest.get(len + brk.len()..).unwrap_or(&[]);
+                continue;
+            }
             match memchr::memchr2(b'\r', b'\n', rest) {
                 Some(i) => {
                     chunk.extend_from_slice(rest.get(..i).unwrap_or(&[]));
-                    rest = rest.get(i + 1..).unwrap_or(&[]);
+                    let brk: &[u8] = if rest.get(i..i + 2) == Some(b"\r\n") {
+                        b"\r\n"
+                    } else if rest.get(i) == Some(&b'\r') {
+                        b"\r"
+                    } else {
+                        b"\n"
+                    };
+                    line = (i > 0).then_some((i, brk));
+                    rest = rest.get(i + brk.len()..).unwrap_or(&[]);
                 }
                 None => {
                     chunk.extend_from_slice(rest);

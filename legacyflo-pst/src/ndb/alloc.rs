@@ -79,8 +79,6 @@ pub struct NdbWriter {
     /// Every top-level node.
     pub nbt: Vec<NbtEntry>,
     scratch: Vec<u8>,
-    /// Reused block-sized buffer of [`NdbWriter::write_utf16_stream`].
-    utf16_chunk: Vec<u8>,
 }
 
 /// What the header needs from the NDB layer at the end.
@@ -164,7 +162,6 @@ impl NdbWriter {
             bbt: Vec::new(),
             nbt: Vec::new(),
             scratch: Vec::new(),
-            utf16_chunk: Vec::new(),
         };
         w.start_range();
         Ok(w)
@@ -252,18 +249,49 @@ impl NdbWriter {
     /// Writes one block (at most 8176 data bytes); external blocks are encoded. Returns its id.
     pub fn write_block(&mut self, data: &[u8], internal: bool) -> Result<u64> {
         let len = data.len();
-        if len > MAX_BLOCK_DATA {
-            return Err(Error::Invalid(format!("block of {len} bytes")));
-        }
-        let total = align_up(len as u64 + 16, 64) as usize;
-        let (ib, pos) = self.alloc(total, 64)?;
-        let bid = self.new_bid(internal);
+        let pos = self.block_space(len)?;
         let encode = !internal && self.encoding == Encoding::Permute;
-        let b = &mut self.buf[pos..pos + total];
+        let b = &mut self.buf[pos..pos + len];
         if encode {
-            crypt::encode_into(&mut b[..len], data);
+            crypt::encode_into(b, data);
         } else {
-            b[..len].copy_from_slice(data);
+            b.copy_from_slice(data);
+        }
+        Ok(self.seal_block(pos, len, internal, false))
+    }
+
+    /// Makes room for a block of at most `max_len` data bytes at the end of the range
+    /// (closing the range when it does not fit) and returns the block's offset in the
+    /// range buffer; [`NdbWriter::seal_block`] then takes the bytes written there.
+    fn block_space(&mut self, max_len: usize) -> Result<usize> {
+        if max_len > MAX_BLOCK_DATA {
+            return Err(Error::Invalid(format!("block of {max_len} bytes")));
+        }
+        let total = align_up(max_len as u64 + 16, 64) as usize;
+        let mut pos = align_up(self.used as u64, 64) as usize;
+        if pos + total > AMAP_RANGE as usize {
+            self.close_range()?;
+            self.start_range();
+            pos = align_up(self.used as u64, 64) as usize;
+        }
+        if let Some(gap) = self.buf.get_mut(self.used..pos) {
+            gap.fill(0);
+        }
+        Ok(pos)
+    }
+
+    /// Completes the block whose `len` data bytes are at `pos` (from
+    /// [`NdbWriter::block_space`]): encodes them in place when `encode` (external blocks
+    /// of a permute-encoded file), zeroes the padding, writes the trailer. Returns its id.
+    fn seal_block(&mut self, pos: usize, len: usize, internal: bool, encode: bool) -> u64 {
+        let total = align_up(len as u64 + 16, 64) as usize;
+        let ib = self.range_start() + pos as u64;
+        self.used = pos + total;
+        self.mark(pos, total);
+        let bid = self.new_bid(internal);
+        let b = &mut self.buf[pos..pos + total];
+        if encode && !internal && self.encoding == Encoding::Permute {
+            crypt::encode(&mut b[..len]);
         }
         let t = total - 16;
         b[len..t].fill(0);
@@ -273,7 +301,7 @@ impl NdbWriter {
         put_u32(b, t + 4, c);
         put_u64(b, t + 8, bid);
         self.bbt.push(PackedBlock::new(ib, len as u16, internal));
-        Ok(bid)
+        bid
     }
 
     /// Writes `data` as a data tree (one block, or XBLOCK/XXBLOCK over 8176-byte blocks).
@@ -299,28 +327,27 @@ impl NdbWriter {
     /// converting one block's worth at a time into a reused buffer, so a large body is
     /// never held whole in UTF-16. Blocks end on character boundaries.
     pub fn write_utf16_stream(&mut self, s: &str) -> Result<u64> {
-        let mut chunk = std::mem::take(&mut self.utf16_chunk);
-        chunk.resize(MAX_BLOCK_DATA, 0);
         let mut leaves = Vec::with_capacity(s.len().div_ceil(MAX_BLOCK_DATA / 2));
         let mut rest = s;
-        let result = loop {
-            let (used, written) = crate::ltp::utf16_into(rest, &mut chunk);
-            match self.write_block(chunk.get(..written).unwrap_or(&[]), false) {
-                Ok(bid) => leaves.push((bid, written as u64)),
-                Err(e) => break Err(e),
-            }
+        loop {
+            // Converted straight into the block's place in the range buffer, then encoded
+            // there: at most 2 UTF-16 bytes per UTF-8 byte.
+            let room = MAX_BLOCK_DATA.min(rest.len().saturating_mul(2));
+            let pos = self.block_space(room)?;
+            let dst = self.buf.get_mut(pos..pos + room).unwrap_or(&mut []);
+            let (used, written) = crate::ltp::utf16_into(rest, dst);
+            let bid = self.seal_block(pos, written, false, true);
+            leaves.push((bid, written as u64));
             rest = rest.get(used..).unwrap_or("");
             if rest.is_empty() {
-                break Ok(());
+                break;
             }
             if used == 0 {
-                break Err(Error::Invalid(
+                return Err(Error::Invalid(
                     "string value: a character does not fit a block".into(),
                 ));
             }
-        };
-        self.utf16_chunk = chunk;
-        result?;
+        }
         self.write_tree(&leaves)
     }
 

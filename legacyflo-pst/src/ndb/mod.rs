@@ -5,6 +5,8 @@ pub mod btree;
 pub mod crc;
 pub mod crypt;
 pub mod header;
+#[cfg(target_arch = "x86_64")]
+pub mod simd;
 
 /// Size of a page.
 pub const PAGE: usize = 512;
