@@ -24,4 +24,4 @@ pub use error::{Error, Result};
 pub use messaging::message::MessageMeta;
 pub use ndb::Encoding;
 pub use reader::{PstFolder, PstMessage, PstReader};
-pub use writer::{AddOutcome, FolderId, PstWriter, VolumeSummary, WriterOptions};
+pub use writer::{AddOutcome, FolderId, PstWriter, VolumeSummary, WriterOptions, volume_path};

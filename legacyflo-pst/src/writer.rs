@@ -179,7 +179,9 @@ pub struct PstWriter {
     done: Vec<VolumeSummary>,
 }
 
-fn volume_path(base: &Path, n: usize) -> PathBuf {
+/// The path of volume `n` (1-based) of a PST written at `base`: `base` itself, then
+/// `<stem>-002.<ext>`, `<stem>-003.<ext>`, … (the extension `pst` when `base` has none).
+pub fn volume_path(base: &Path, n: usize) -> PathBuf {
     if n <= 1 {
         return base.to_path_buf();
     }

@@ -7,6 +7,7 @@ use chrono::DateTime;
 use legacyflo_core::contentlist::{ContentList, content_list_path};
 use legacyflo_core::fsutil::{partial_path, rename_durable};
 use legacyflo_core::{FolderPath, Message, Output, OutputKind, Settled};
+pub(super) use legacyflo_pst::volume_path;
 use legacyflo_pst::{FolderId, MessageMeta, PstWriter, WriterOptions};
 use tracing::{debug, info, warn};
 
@@ -14,23 +15,6 @@ use super::BACKEND;
 use super::spool::{RecordMeta, SpoolReader};
 use crate::error::{SinkError, SinkResult};
 use crate::util::remove_if_exists;
-
-/// The writer's volume naming applied to `base`: `base` for volume 1, then
-/// `<stem>-002.<ext>`, `<stem>-003.<ext>`, …
-pub(super) fn volume_path(base: &Path, n: usize) -> PathBuf {
-    if n <= 1 {
-        return base.to_path_buf();
-    }
-    let stem = base
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "archive".into());
-    let ext = base
-        .extension()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "pst".into());
-    base.with_file_name(format!("{stem}-{n:03}.{ext}"))
-}
 
 pub(super) fn core_io(e: legacyflo_core::Error) -> SinkError {
     match e {
