@@ -59,36 +59,49 @@ fn settings(endpoint: &str, region: &str) -> S3Settings {
     }
 }
 
-/// Message `i` of about 100 KB: headers, a text part and a base64 "attachment" of
-/// pseudo-random bytes (deflate keeps about three quarters, as with real attachments).
-fn message(i: u64) -> Message {
+/// The bodies messages are made of: 61 different ones of about 100 KB, each a text part
+/// and a base64 "attachment" of pseudo-random bytes (deflate keeps about three quarters,
+/// as with real attachments). Each entry is compressed on its own, so repeating bodies
+/// across messages does not help deflate.
+fn bodies() -> Vec<Vec<u8>> {
     const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    (0..61u64)
+        .map(|b| {
+            let mut raw = b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n".to_vec();
+            for l in 0..40 {
+                raw.extend_from_slice(
+                    format!("Line {l} of body {b}: the quick brown fox jumps over the lazy dog.\r\n")
+                        .as_bytes(),
+                );
+            }
+            raw.extend_from_slice(b"--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n");
+            let mut x = (b + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            for _ in 0..1250 {
+                for _ in 0..8 {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    for k in 0..10 {
+                        raw.push(B64[((x >> (k * 6)) & 63) as usize]);
+                    }
+                }
+                raw.extend_from_slice(b"\r\n");
+            }
+            raw.extend_from_slice(b"--b--\r\n");
+            raw
+        })
+        .collect()
+}
+
+/// Message `i`: its own headers and one of the `bodies`.
+fn message(i: u64, bodies: &[Vec<u8>]) -> Message {
+    let body = &bodies[(i as usize) % bodies.len()];
     let mut raw = format!(
         "Message-ID: <bench{i}@s3.bench>\r\nFrom: Bench <bench@s3.bench>\r\nTo: you@s3.bench\r\n\
-         Subject: bench message {i}\r\nDate: Mon, 1 Jan 2024 10:00:00 +0000\r\n\
-         Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n"
+         Subject: bench message {i}\r\nDate: Mon, 1 Jan 2024 10:00:00 +0000\r\n"
     )
     .into_bytes();
-    for l in 0..40 {
-        raw.extend_from_slice(
-            format!("Line {l} of message {i}: the quick brown fox jumps over the lazy dog.\r\n")
-                .as_bytes(),
-        );
-    }
-    raw.extend_from_slice(b"--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n");
-    let mut x = (i + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    for _ in 0..1250 {
-        for _ in 0..8 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            for k in 0..10 {
-                raw.push(B64[((x >> (k * 6)) & 63) as usize]);
-            }
-        }
-        raw.extend_from_slice(b"\r\n");
-    }
-    raw.extend_from_slice(b"--b--\r\n");
+    raw.extend_from_slice(body);
     let folder = ["INBOX", "Sent", "Archive/2023"][(i % 3) as usize];
     Message::new(raw, FolderPath::parse(folder, '/'), format!("b{i}"))
 }
@@ -104,6 +117,7 @@ fn child() -> Result<(), Box<dyn std::error::Error>> {
         .enable_all()
         .build()?;
     rt.block_on(async {
+        let bodies = bodies();
         let mut sink = S3Sink::new(
             settings(&endpoint, &region),
             &bucket,
@@ -115,7 +129,7 @@ fn child() -> Result<(), Box<dyn std::error::Error>> {
         let (mut bytes, mut pending, mut since) = (0u64, 0u64, 0u64);
         let mut i = 0u64;
         while bytes < mb << 20 {
-            let m = message(i);
+            let m = message(i, &bodies);
             i += 1;
             bytes += m.raw.len() as u64;
             pending += m.raw.len() as u64;

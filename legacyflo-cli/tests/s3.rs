@@ -484,8 +484,8 @@ fn sigkill_during_imap_to_s3_zip_then_rerun_stores_every_message_once() {
     );
     assert_eq!(
         open_uploads(&s3, bucket),
-        1,
-        "the upload is kept for the resume"
+        2,
+        "the uploads of the ZIP and its content list are kept for the resume"
     );
     // The re-run is on "another machine": a fresh working directory and spool, the
     // checkpoint only in S3.
