@@ -7,7 +7,7 @@
 //! of `<dir>/<name>.zip`, the content-list rows into another of `<dir>/<name>.csv`. Both
 //! are cut into parts of the upload's part size (8 MiB by default, 8–64 MiB) as they
 //! grow; each part carries its CRC32C (`x-amz-checksum-crc32c`), which S3 verifies, and
-//! several are in flight at once (8 by default): memory stays at about
+//! several are in flight at once ([`STREAM_IN_FLIGHT`] by default): memory stays at about
 //! `(in flight + 3) × part size` plus the central directory (about 150 bytes per entry).
 //!
 //! # Commits, checkpoints and what is stored where
@@ -21,8 +21,9 @@
 //! volume being written the `UploadId` of both uploads with their acknowledged parts
 //! (number, ETag, CRC32C, size), the byte counts, the entry count, the tail object's
 //! commit number, length and CRC32C, the central directory's length and CRC32C and each
-//! folder's last ordinal; and the outputs of completed volumes. The two most recent tails
-//! are kept (a resume uses the state the engine saved last), older ones deleted.
+//! folder's last ordinal; and the outputs of completed volumes. The three most recent
+//! tails are kept (a resume uses the state the engine saved last, which may be one commit
+//! behind when a save failed), older ones deleted.
 //! Messages count as stored only once their commit returned, as the contract asks.
 //!
 //! # Resume, on any machine
@@ -92,7 +93,7 @@ mod state;
 mod stream;
 mod volume;
 
-pub use sink::{DEFAULT_ZIP_VOLUME_CAP, S3Sink};
+pub use sink::{DEFAULT_ZIP_VOLUME_CAP, S3Sink, STREAM_IN_FLIGHT};
 pub use spool::spool_need;
 
 /// Name of this backend in logs and reports.

@@ -19,6 +19,9 @@ use super::stream::StreamZip;
 
 /// Default free space the spool must have before a run starts.
 pub const DEFAULT_MIN_FREE: u64 = 1 << 30;
+/// Parts of a streamed ZIP in flight by default: with 8 MiB parts the stream holds about
+/// 6 parts (in flight, the one filling, the committed tail), under 150 MB in all.
+pub const STREAM_IN_FLIGHT: usize = 4;
 /// Default cap of a streamed ZIP volume: 48 GiB of messages (uncompressed), the
 /// service's limit for a ZIP of `.eml`.
 pub const DEFAULT_ZIP_VOLUME_CAP: u64 = 48 << 30;
@@ -46,6 +49,8 @@ pub struct S3Sink {
     spool: PathBuf,
     min_free: u64,
     upload: UploadOptions,
+    /// Upload options of the streamed ZIP.
+    stream_upload: UploadOptions,
     client: Option<Client>,
     inner: Option<Box<dyn Sink>>,
     run: String,
@@ -85,6 +90,10 @@ impl S3Sink {
             spool: root.join(&dir[..16]),
             min_free: DEFAULT_MIN_FREE,
             upload: UploadOptions::default(),
+            stream_upload: UploadOptions {
+                in_flight: STREAM_IN_FLIGHT,
+                ..UploadOptions::default()
+            },
             client: None,
             inner: None,
             run: String::new(),
@@ -124,8 +133,10 @@ impl S3Sink {
         self
     }
 
-    /// The same sink uploading with `options` (part size, parts in flight).
+    /// The same sink uploading with `options` (part size, parts in flight), for the
+    /// streamed ZIP and for spooled files alike.
     pub fn with_upload_options(mut self, options: UploadOptions) -> Self {
+        self.stream_upload = options.clone();
         self.upload = options;
         self
     }
@@ -306,7 +317,7 @@ impl S3Sink {
             client,
             bucket: self.bucket.clone(),
             key: self.key.clone(),
-            upload: self.upload.clone(),
+            upload: self.stream_upload.clone(),
             run: String::new(),
         };
         let stream = match resume {

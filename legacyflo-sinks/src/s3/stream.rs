@@ -27,6 +27,8 @@ pub(super) struct StreamZip {
     volume_cap: u64,
     /// The current volume reached the cap at the last commit.
     sealed: bool,
+    /// A completion failed after taking the volume (see `not_lost`).
+    lost: bool,
     finished: Option<Vec<Output>>,
 }
 
@@ -48,6 +50,7 @@ impl StreamZip {
             seq: 0,
             volume_cap,
             sealed: false,
+            lost: false,
             finished: None,
         })
     }
@@ -80,6 +83,7 @@ impl StreamZip {
             seq: state.seq,
             volume_cap,
             sealed: false,
+            lost: false,
             finished: None,
         };
         let Some(vs) = state.current else {
@@ -216,7 +220,13 @@ impl StreamZip {
                 let next = v.number() + 1;
                 let mut v = v;
                 let keys = v.take_keys();
-                let outputs = v.complete().await?;
+                let outputs = match v.complete().await {
+                    Ok(o) => o,
+                    Err(e) => {
+                        self.lost = true;
+                        return Err(e);
+                    }
+                };
                 self.done.extend(outputs);
                 self.volume = Some(Volume::create(self.target.clone(), next, keys));
             }
@@ -234,6 +244,21 @@ impl StreamZip {
     fn not_finished(&self) -> SinkResult<()> {
         if self.finished.is_some() {
             return Err(SinkError::misuse(BACKEND, "the output is already complete"));
+        }
+        self.not_lost()
+    }
+
+    /// A failed completion consumed the volume: only a resume from the checkpoint (which
+    /// still refers to its open uploads) can go on.
+    fn not_lost(&self) -> SinkResult<()> {
+        if self.lost {
+            return Err(SinkError::state(
+                BACKEND,
+                format!(
+                    "completing {} failed earlier; run the request again to resume from its checkpoint",
+                    self.target.url(&self.target.key)
+                ),
+            ));
         }
         Ok(())
     }
@@ -261,6 +286,7 @@ impl StreamZip {
 
     /// [`Sink::commit`](legacyflo_core::Sink::commit).
     pub(super) async fn commit(&mut self) -> SinkResult<SinkState> {
+        self.not_lost()?;
         if self.finished.is_none() {
             let result = self.commit_inner().await;
             if result.is_err()
@@ -321,9 +347,13 @@ impl StreamZip {
         if let Some(f) = &self.finished {
             return Ok(f.clone());
         }
+        self.not_lost()?;
         self.commit_inner().await?;
-        if let Some(v) = self.volume.take() {
-            self.finish_volume(v).await?;
+        if let Some(v) = self.volume.take()
+            && let Err(e) = self.finish_volume(v).await
+        {
+            self.lost = true;
+            return Err(e);
         }
         let outputs = self.done.clone();
         self.finished = Some(outputs.clone());
