@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use legacyflo_core::request::S3Settings;
+use legacyflo_testkit::s3mem::{MemS3, Mode};
 use legacyflo_testkit::s3refuse::RefusingS3;
 use legacyflo_testkit::servers::{
     ImapServer, S3Server, imap_server, reset_user, s3_server, seed_maildir,
@@ -116,6 +117,53 @@ fn messages(n: usize, pad: usize) -> Vec<(&'static str, Vec<u8>)> {
             (folders[i % 3], raw.into_bytes())
         })
         .collect()
+}
+
+/// `n` distinct messages of about `pad` bytes of pseudo-random hex (deflate keeps about
+/// half), over three folders.
+fn noisy_messages(n: usize, pad: usize) -> Vec<(&'static str, Vec<u8>)> {
+    let folders = ["INBOX", "Sent", "Archiv"];
+    (0..n)
+        .map(|i| {
+            let mut x = (i as u64 + 7).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            let mut body = String::with_capacity(pad + 100);
+            while body.len() < pad {
+                for _ in 0..4 {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    body.push_str(&format!("{x:016x}"));
+                }
+                body.push_str("\r\n");
+            }
+            let raw = format!(
+                "Message-ID: <n{i}@s3.test>\r\nFrom: Alice <alice@s3.test>\r\nTo: bob@s3.test\r\n\
+                 Subject: noisy {i}\r\nDate: Mon, 1 Jan 2024 10:00:00 +0000\r\n\r\n{body}"
+            );
+            (folders[i % 3], raw.into_bytes())
+        })
+        .collect()
+}
+
+/// Acknowledged parts of the streamed ZIP in the S3 checkpoint (0 when none).
+fn committed_parts_in_s3(s3: &S3Server, bucket: &str) -> usize {
+    rt().block_on(async {
+        let c = legacyflo_s3::client(&settings(s3)).await;
+        let mut best = 0;
+        for k in legacyflo_s3::list_keys(&c, bucket, "state/").await.unwrap() {
+            let Ok(Some(b)) = legacyflo_s3::get_bytes(&c, bucket, &k).await else {
+                continue;
+            };
+            let Ok(v) = serde_json::from_slice::<serde_json::Value>(&b) else {
+                continue;
+            };
+            let n = v["sink"]["current"]["zip"]["parts"]
+                .as_array()
+                .map_or(0, Vec::len);
+            best = best.max(n);
+        }
+        best
+    })
 }
 
 fn seed(server: &ImapServer, user: &str, msgs: &[(&str, Vec<u8>)]) {
@@ -374,7 +422,8 @@ fn committed_in_s3(s3: &S3Server, bucket: &str) -> u64 {
 fn sigkill_during_imap_to_s3_zip_then_rerun_stores_every_message_once() {
     let (imap, s3) = (imap_server(), s3_server());
     let n = 3000;
-    let msgs = messages(n, 1500);
+    // Incompressible bodies: the ZIP (about 20 MB) is streamed in several 8 MiB parts.
+    let msgs = noisy_messages(n, 12_000);
     seed(&imap, "big", &msgs);
     // A fresh bucket per run: moto keeps objects (the S3 checkpoint) between runs.
     let nanos = std::time::SystemTime::now()
@@ -403,7 +452,7 @@ fn sigkill_during_imap_to_s3_zip_then_rerun_stores_every_message_once() {
             let _ = child.wait();
             break;
         }
-        if committed_in_s3(&s3, bucket) >= 200 {
+        if committed_in_s3(&s3, bucket) >= 1500 {
             child.kill().unwrap(); // SIGKILL
             child.wait().unwrap();
             killed = true;
@@ -418,11 +467,36 @@ fn sigkill_during_imap_to_s3_zip_then_rerun_stores_every_message_once() {
     let before = committed_in_s3(&s3, bucket);
     eprintln!("killed with {before} of {n} messages committed");
     assert!(before < n as u64, "killed mid-run ({before} committed)");
+    let listed = keys(&s3, bucket);
     assert!(
-        !keys(&s3, bucket).iter().any(|k| k.starts_with("out/")),
-        "no output object before the run completes"
+        !listed
+            .iter()
+            .any(|k| k == "out/big.zip" || k == "out/big.csv"),
+        "no output object before the run completes: {listed:?}"
     );
-    let o = run(dir.path(), &args, "bigpw");
+    assert!(
+        listed.iter().any(|k| k.starts_with("out/big.zip.partial/")),
+        "the committed tail is in S3: {listed:?}"
+    );
+    assert!(
+        committed_parts_in_s3(&s3, bucket) >= 1,
+        "the checkpoint holds acknowledged parts of the streamed ZIP"
+    );
+    assert_eq!(
+        open_uploads(&s3, bucket),
+        2,
+        "the uploads of the ZIP and its content list are kept for the resume"
+    );
+    // The re-run is on "another machine": a fresh working directory and spool, the
+    // checkpoint only in S3.
+    let other = tempfile::tempdir().unwrap();
+    let o = bin()
+        .current_dir(other.path())
+        .env("LF_SRC_PW", "bigpw")
+        .env("LEGACYFLO_SPOOL_DIR", other.path().join("spool"))
+        .args(&args)
+        .output()
+        .expect("run legacyflo");
     assert_no_panic(&o);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let zip = dir.path().join("got.zip");
@@ -438,6 +512,16 @@ fn sigkill_during_imap_to_s3_zip_then_rerun_stores_every_message_once() {
     fetch(&s3, bucket, "out/big.csv", &csv);
     assert_eq!(csv_rows(&csv).len(), n);
     assert_eq!(open_uploads(&s3, bucket), 0, "no orphaned multipart upload");
+    let left: Vec<String> = keys(&s3, bucket)
+        .into_iter()
+        .filter(|k| k.starts_with("out/") && k != "out/big.zip" && k != "out/big.csv")
+        .collect();
+    assert!(left.is_empty(), "no state objects left: {left:?}");
+    assert!(
+        walk(other.path())
+            .iter()
+            .all(|p| !p.to_string_lossy().ends_with(".zip"))
+    );
     // A third run finds the finished checkpoint in S3 and does nothing.
     let o = run(dir.path(), &args, "bigpw");
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
@@ -522,4 +606,31 @@ fn bucket_problems_fail_fast_naming_bucket_and_action() {
     let o = run(dir.path(), &a, "");
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("--s3-endpoint"), "{}", text(&o));
+}
+
+/// A part refused mid-run (before any commit referred to the upload): the run fails
+/// naming the bucket and the action, the upload is aborted and no object is left.
+#[test]
+fn an_s3_error_mid_run_aborts_the_upload_and_leaves_nothing() {
+    let server = MemS3::start(Mode::Keep, &["mem-out"]).unwrap();
+    server.fail("UploadPart", 1, 403, "AccessDenied");
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = zip_request("s3://mem-out/x/", &server.endpoint);
+    a.push("-q".into());
+    let o = run(dir.path(), &a, "");
+    assert_no_panic(&o);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(t.contains("mem-out") && t.contains("UploadPart"), "{t}");
+    assert!(server.stats().aborted >= 1, "{:?}", server.stats());
+    assert!(
+        server.open_uploads().is_empty(),
+        "no multipart upload left: {:?}",
+        server.open_uploads()
+    );
+    assert!(
+        server.keys("mem-out").is_empty(),
+        "no object left: {:?}",
+        server.keys("mem-out")
+    );
 }

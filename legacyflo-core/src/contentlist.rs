@@ -102,27 +102,8 @@ impl ContentList {
 
     /// Appends the row of `message`, stored as `entry` in the data file.
     pub fn append(&mut self, message: &Message, entry: &str) -> Result<()> {
-        let s = message.summary();
-        let date = s
-            .date
-            .or(message.internal_date)
-            .map(|d| d.to_rfc3339())
-            .unwrap_or_default();
-        let size = message.size().to_string();
-        let folder = message.folder.to_string();
-        let sha = message.sha256_hex();
         self.out
-            .write_record([
-                date.as_str(),
-                s.from.as_str(),
-                s.to.as_str(),
-                s.subject.as_str(),
-                folder.as_str(),
-                size.as_str(),
-                sha.as_str(),
-                s.message_id.as_str(),
-                entry,
-            ])
+            .write_record(row_fields(message, entry))
             .map_err(|e| csv_err(&self.partial, e))?;
         self.rows += 1;
         Ok(())
@@ -174,6 +155,48 @@ impl ContentList {
             messages: state.rows,
         })
     }
+}
+
+/// The fields of the row of `message`, stored as `entry` (see [`ContentList`]).
+fn row_fields(message: &Message, entry: &str) -> [String; 9] {
+    let s = message.summary();
+    let date = s
+        .date
+        .or(message.internal_date)
+        .map(|d| d.to_rfc3339())
+        .unwrap_or_default();
+    [
+        date,
+        s.from,
+        s.to,
+        s.subject,
+        message.folder.to_string(),
+        message.size().to_string(),
+        message.sha256_hex(),
+        s.message_id,
+        entry.to_string(),
+    ]
+}
+
+/// The CSV bytes of the header line, exactly as [`ContentList`] writes it (for writers
+/// that stream the list elsewhere than a local file, e.g. to S3).
+pub fn header_bytes() -> Vec<u8> {
+    encode(&HEADER.map(str::to_string))
+}
+
+/// The CSV bytes of the row of `message` stored as `entry`, exactly as
+/// [`ContentList::append`] writes it.
+pub fn row_bytes(message: &Message, entry: &str) -> Vec<u8> {
+    encode(&row_fields(message, entry))
+}
+
+fn encode(fields: &[String; 9]) -> Vec<u8> {
+    let mut w = csv::Writer::from_writer(Vec::with_capacity(256));
+    // Writing to memory cannot fail; an empty line would be the only fallback.
+    if w.write_record(fields).is_err() {
+        return b"\n".to_vec();
+    }
+    w.into_inner().unwrap_or_default()
 }
 
 fn open_append(path: &Path) -> Result<File> {

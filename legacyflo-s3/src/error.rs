@@ -44,6 +44,18 @@ pub enum S3Error {
         /// The key.
         key: String,
     },
+    /// The multipart upload is gone: aborted, completed, or expired by a lifecycle rule.
+    #[error(
+        "multipart upload {upload_id} of s3://{bucket}/{key} does not exist (aborted, completed or expired)"
+    )]
+    NoSuchUpload {
+        /// The bucket.
+        bucket: String,
+        /// The key.
+        key: String,
+        /// The upload id.
+        upload_id: String,
+    },
     /// The data did not match its checksum (sent or received).
     #[error("{action} of s3://{bucket}/{key}: checksum mismatch: {detail}")]
     Checksum {
@@ -223,7 +235,9 @@ impl S3Error {
     /// The kind in the shared error model; drives exit codes and retries.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            S3Error::NoSuchBucket { .. } | S3Error::NoSuchKey { .. } => ErrorKind::NotFound,
+            S3Error::NoSuchBucket { .. }
+            | S3Error::NoSuchKey { .. }
+            | S3Error::NoSuchUpload { .. } => ErrorKind::NotFound,
             S3Error::BadCredentials { .. } => ErrorKind::Unauthenticated,
             S3Error::AccessDenied { .. } => ErrorKind::PermissionDenied,
             S3Error::Checksum { .. } => ErrorKind::Protocol,

@@ -8,7 +8,9 @@
 //! - [`MultipartUpload`] and [`upload_file`]: checksummed (CRC32C) multipart uploads with
 //!   several parts in flight, bounded memory, completion only when every part is
 //!   acknowledged, and abort on failure or drop; [`abort_stale`] cleans up after a killed
-//!   process;
+//!   process; a [`retain`](MultipartUpload::retain)ed upload stays open across commits and
+//!   is taken up again after a crash with [`MultipartUpload::resume`] (checked against the
+//!   checkpoint's [`PartRecord`]s with `ListParts`);
 //! - [`download_to_file`], [`get_bytes`], [`head`]: reading objects;
 //! - [`S3StateStore`]: checkpoints in S3.
 //!
@@ -21,6 +23,8 @@
 mod client;
 mod download;
 mod error;
+mod objects;
+mod parts;
 mod preflight;
 mod state;
 mod upload;
@@ -29,9 +33,11 @@ pub use aws_sdk_s3::Client;
 pub use client::{FALLBACK_REGION, client};
 pub use download::{download_to_file, get_bytes, head};
 pub use error::{HttpStatus, S3Error, S3Result};
+pub use objects::{delete_object, delete_prefix, list_keys};
+pub use parts::{ListedPart, PartRecord, list_parts, upload_exists, verify_parts};
 pub use preflight::{Access, check_bucket};
 pub use state::S3StateStore;
 pub use upload::{
     MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE, MultipartUpload, UploadOptions, Uploaded, abort_stale,
-    composite_crc32c, crc32c_b64, put_bytes, upload_file,
+    abort_stale_except, composite_crc32c, crc32c_b64, put_bytes, upload_file,
 };

@@ -14,6 +14,7 @@ use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
 use crate::error::{S3Error, S3Result};
+use crate::parts::PartRecord;
 
 /// Smallest part size used (S3 accepts 5 MiB; 8 MiB is the AWS CLI's default).
 pub const MIN_PART_SIZE: usize = 8 * 1024 * 1024;
@@ -57,7 +58,7 @@ impl UploadOptions {
         self
     }
 
-    fn part_size(&self) -> usize {
+    pub(crate) fn part_size(&self) -> usize {
         self.part_size.clamp(MIN_PART_SIZE, MAX_PART_SIZE)
     }
 }
@@ -97,20 +98,24 @@ pub fn composite_crc32c(part_crcs: &[u32]) -> String {
 /// sends the last part, waits for every part's acknowledgement, completes the upload and
 /// checks the composite checksum S3 answers. On any error, and when the value is dropped
 /// before `complete` (a cancelled task, a panic elsewhere), the upload is aborted so no
-/// parts are left billed in the bucket.
+/// parts are left billed in the bucket, unless it was [`retain`](Self::retain)ed: a
+/// retained upload is referenced by a checkpoint and kept for a resume
+/// ([`resume`](Self::resume), [`rewind`](Self::rewind); see `parts.rs`).
 #[derive(Debug)]
 pub struct MultipartUpload {
-    client: Client,
-    bucket: String,
-    key: String,
-    upload_id: Option<String>,
-    part_size: usize,
-    in_flight: usize,
-    buf: BytesMut,
-    next_part: i32,
-    running: JoinSet<S3Result<(CompletedPart, u32)>>,
-    done: Vec<(CompletedPart, u32)>,
-    bytes: u64,
+    pub(crate) client: Client,
+    pub(crate) bucket: String,
+    pub(crate) key: String,
+    pub(crate) upload_id: Option<String>,
+    pub(crate) part_size: usize,
+    pub(crate) in_flight: usize,
+    pub(crate) buf: BytesMut,
+    pub(crate) next_part: i32,
+    pub(crate) running: JoinSet<S3Result<PartRecord>>,
+    pub(crate) done: Vec<PartRecord>,
+    pub(crate) bytes: u64,
+    /// Kept (not aborted) on errors and on drop: a checkpoint refers to it.
+    pub(crate) retained: bool,
 }
 
 impl MultipartUpload {
@@ -145,8 +150,21 @@ impl MultipartUpload {
                 detail: "the answer has no UploadId".to_string(),
             })?;
         debug!(message = "multipart upload started", bucket, key, upload_id = %upload_id);
+        Ok(MultipartUpload::with_id(
+            client, bucket, key, upload_id, options,
+        ))
+    }
+
+    /// The value for the open upload `upload_id`, before any part.
+    pub(crate) fn with_id(
+        client: &Client,
+        bucket: &str,
+        key: &str,
+        upload_id: String,
+        options: &UploadOptions,
+    ) -> MultipartUpload {
         let part_size = options.part_size();
-        Ok(MultipartUpload {
+        MultipartUpload {
             client: client.clone(),
             bucket: bucket.to_string(),
             key: key.to_string(),
@@ -158,7 +176,8 @@ impl MultipartUpload {
             running: JoinSet::new(),
             done: Vec::new(),
             bytes: 0,
-        })
+            retained: false,
+        }
     }
 
     /// The upload id (for logs and tests).
@@ -173,7 +192,8 @@ impl MultipartUpload {
 
     /// Appends `data`, sending every part that fills up. Waits while `in_flight` parts are
     /// under way (back-pressure keeps memory bounded). After an error the upload is
-    /// aborted and must not be used further.
+    /// aborted (unless retained) and must not be used further (a retained one may be
+    /// [`rewind`](Self::rewind)ed).
     pub async fn write(&mut self, mut data: &[u8]) -> S3Result<()> {
         while !data.is_empty() {
             let room = self.part_size - self.buf.len();
@@ -185,7 +205,9 @@ impl MultipartUpload {
                 let part = self.buf.split().freeze();
                 self.buf.reserve(self.part_size);
                 if let Err(e) = self.send_part(part).await {
-                    self.abort_now().await;
+                    if !self.retained {
+                        self.abort_now().await;
+                    }
                     return Err(e);
                 }
             }
@@ -193,7 +215,7 @@ impl MultipartUpload {
         Ok(())
     }
 
-    async fn send_part(&mut self, part: Bytes) -> S3Result<()> {
+    pub(crate) async fn send_part(&mut self, part: Bytes) -> S3Result<()> {
         while self.running.len() >= self.in_flight {
             self.join_one().await?;
         }
@@ -213,6 +235,7 @@ impl MultipartUpload {
         self.running.spawn(async move {
             let crc = crc32c::crc32c(&part);
             let sum = B64.encode(crc.to_be_bytes());
+            let size = part.len() as u64;
             let out = client
                 .upload_part()
                 .bucket(&bucket)
@@ -235,17 +258,17 @@ impl MultipartUpload {
                     detail: format!("part {number}: sent {sum}, S3 stored {answered}"),
                 });
             }
-            let part = CompletedPart::builder()
-                .part_number(number)
-                .set_e_tag(out.e_tag().map(str::to_string))
-                .checksum_crc32_c(sum)
-                .build();
-            Ok((part, crc))
+            Ok(PartRecord {
+                number,
+                etag: out.e_tag().unwrap_or_default().to_string(),
+                crc32c: crc,
+                size,
+            })
         });
         Ok(())
     }
 
-    async fn join_one(&mut self) -> S3Result<()> {
+    pub(crate) async fn join_one(&mut self) -> S3Result<()> {
         match self.running.join_next().await {
             None => Ok(()),
             Some(Ok(Ok(done))) => {
@@ -262,12 +285,15 @@ impl MultipartUpload {
     }
 
     /// Sends the rest, waits for every part and completes the upload. The object exists
-    /// only after this returns `Ok`; on `Err` the upload has been aborted.
+    /// only after this returns `Ok`; on `Err` the upload has been aborted (a retained
+    /// upload is kept for a resume).
     pub async fn complete(mut self) -> S3Result<Uploaded> {
         match self.complete_inner().await {
             Ok(u) => Ok(u),
             Err(e) => {
-                self.abort_now().await;
+                if !self.retained {
+                    self.abort_now().await;
+                }
                 Err(e)
             }
         }
@@ -281,9 +307,19 @@ impl MultipartUpload {
         while !self.running.is_empty() {
             self.join_one().await?;
         }
-        self.done.sort_by_key(|(p, _)| p.part_number());
-        let crcs: Vec<u32> = self.done.iter().map(|(_, c)| *c).collect();
-        let parts: Vec<CompletedPart> = self.done.iter().map(|(p, _)| p.clone()).collect();
+        self.done.sort_by_key(|p| p.number);
+        let crcs: Vec<u32> = self.done.iter().map(|p| p.crc32c).collect();
+        let parts: Vec<CompletedPart> = self
+            .done
+            .iter()
+            .map(|p| {
+                CompletedPart::builder()
+                    .part_number(p.number)
+                    .e_tag(&p.etag)
+                    .checksum_crc32_c(B64.encode(p.crc32c.to_be_bytes()))
+                    .build()
+            })
+            .collect();
         let count = parts.len();
         let upload_id = self.upload_id.clone().unwrap_or_default();
         let out = self
@@ -332,7 +368,7 @@ impl MultipartUpload {
         abort_upload(&self.client, &self.bucket, &self.key, &id).await
     }
 
-    async fn abort_now(&mut self) {
+    pub(crate) async fn abort_now(&mut self) {
         self.running.abort_all();
         if let Some(id) = self.upload_id.take()
             && let Err(e) = abort_upload(&self.client, &self.bucket, &self.key, &id).await
@@ -345,6 +381,9 @@ impl MultipartUpload {
 impl Drop for MultipartUpload {
     fn drop(&mut self) {
         self.running.abort_all();
+        if self.retained {
+            return;
+        }
         let Some(id) = self.upload_id.take() else {
             return;
         };
@@ -361,7 +400,12 @@ impl Drop for MultipartUpload {
     }
 }
 
-async fn abort_upload(client: &Client, bucket: &str, key: &str, id: &str) -> S3Result<()> {
+pub(crate) async fn abort_upload(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+    id: &str,
+) -> S3Result<()> {
     client
         .abort_multipart_upload()
         .bucket(bucket)
@@ -382,34 +426,22 @@ async fn abort_upload(client: &Client, bucket: &str, key: &str, id: &str) -> S3R
 /// Aborts every unfinished multipart upload of exactly `key` (left by a process that was
 /// killed before it could abort) and returns how many there were.
 pub async fn abort_stale(client: &Client, bucket: &str, key: &str) -> S3Result<usize> {
+    abort_stale_except(client, bucket, key, &[]).await
+}
+
+/// Like [`abort_stale`], but leaves the uploads whose ids are in `keep` (those a
+/// checkpoint still refers to).
+pub async fn abort_stale_except(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+    keep: &[&str],
+) -> S3Result<usize> {
     let mut aborted = 0;
-    let mut key_marker: Option<String> = None;
-    let mut id_marker: Option<String> = None;
-    loop {
-        let out = client
-            .list_multipart_uploads()
-            .bucket(bucket)
-            .prefix(key)
-            .set_key_marker(key_marker.clone())
-            .set_upload_id_marker(id_marker.clone())
-            .send()
-            .await
-            .map_err(|e| S3Error::from_sdk(e, "ListMultipartUploads", bucket, Some(key)))?;
-        for u in out.uploads() {
-            if u.key() == Some(key)
-                && let Some(id) = u.upload_id()
-            {
-                abort_upload(client, bucket, key, id).await?;
-                aborted += 1;
-            }
-        }
-        if out.is_truncated() != Some(true) {
-            break;
-        }
-        key_marker = out.next_key_marker().map(str::to_string);
-        id_marker = out.next_upload_id_marker().map(str::to_string);
-        if key_marker.is_none() && id_marker.is_none() {
-            break;
+    for id in crate::parts::upload_ids(client, bucket, key).await? {
+        if !keep.contains(&id.as_str()) {
+            abort_upload(client, bucket, key, &id).await?;
+            aborted += 1;
         }
     }
     if aborted > 0 {

@@ -40,6 +40,10 @@ pub enum SinkError {
     /// The request needs a sink this build does not have.
     #[error("{0} not implemented yet in this build")]
     Unsupported(String),
+    /// An S3 request failed; the error names the bucket and the action, and keeps its
+    /// kind (a temporary failure is retried by the engine).
+    #[error(transparent)]
+    S3(#[from] legacyflo_s3::S3Error),
 }
 
 impl SinkError {
@@ -71,6 +75,7 @@ impl SinkError {
             | SinkError::State { backend, .. }
             | SinkError::Misuse { backend, .. } => backend,
             SinkError::Unsupported(_) => "sinks",
+            SinkError::S3(_) => "s3",
         }
     }
 
@@ -88,12 +93,16 @@ impl SinkError {
             SinkError::State { .. } => ErrorKind::InvalidInput,
             SinkError::Misuse { .. } => ErrorKind::Other,
             SinkError::Unsupported(_) => ErrorKind::Unsupported,
+            SinkError::S3(e) => e.kind(),
         }
     }
 }
 
 impl From<SinkError> for Error {
     fn from(e: SinkError) -> Error {
+        if let SinkError::S3(e) = e {
+            return e.into();
+        }
         let backend = e.backend();
         let kind = e.kind();
         let message = e.to_string();

@@ -9,7 +9,9 @@
 //! - [`servers`]: the real Dovecot and S3 servers the test command starts;
 //! - [`fakeimap`]: a scripted IMAP server answering as Gmail or Microsoft 365 do;
 //! - [`faultproxy`]: a TCP proxy that cuts connections;
-//! - [`readpst`]: readpst as an external judge of written PST files.
+//! - [`readpst`]: readpst as an external judge of written PST files;
+//! - [`s3refuse`] and [`s3mem`]: local S3 servers that refuse as AWS does, and that check
+//!   part checksums, inject failures and discard part bytes (benchmarks).
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -20,5 +22,6 @@ pub mod fakeimap;
 pub mod faultproxy;
 pub mod memory;
 pub mod readpst;
+pub mod s3mem;
 pub mod s3refuse;
 pub mod servers;

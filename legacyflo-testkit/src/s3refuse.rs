@@ -48,22 +48,9 @@ impl RefusingS3 {
         listener.set_nonblocking(true)?;
         let aborts = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
-        let (a, s) = (aborts.clone(), stop.clone());
-        std::thread::spawn(move || {
-            while !s.load(Ordering::SeqCst) {
-                match listener.accept() {
-                    Ok((sock, _)) => {
-                        let a = a.clone();
-                        std::thread::spawn(move || {
-                            let _ = serve(sock, &a);
-                        });
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        std::thread::sleep(std::time::Duration::from_millis(5));
-                    }
-                    Err(_) => break,
-                }
-            }
+        let a = aborts.clone();
+        crate::s3mem::accept_loop(listener, stop.clone(), move |sock| {
+            let _ = serve(sock, &a);
         });
         Ok(RefusingS3 {
             endpoint,

@@ -13,9 +13,18 @@ use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
 use super::BACKEND;
+use super::spool::{free_bytes, local_size, spool_need};
+use super::state::{STREAM_VERSION, StreamState, Target};
+use super::stream::StreamZip;
 
 /// Default free space the spool must have before a run starts.
 pub const DEFAULT_MIN_FREE: u64 = 1 << 30;
+/// Parts of a streamed ZIP in flight by default: with 8 MiB parts the stream holds about
+/// 6 parts (in flight, the one filling, the committed tail), under 150 MB in all.
+pub const STREAM_IN_FLIGHT: usize = 4;
+/// Default cap of a streamed ZIP volume: 48 GiB of messages (uncompressed), the
+/// service's limit for a ZIP of `.eml`.
+pub const DEFAULT_ZIP_VOLUME_CAP: u64 = 48 << 30;
 /// Version of [`S3SinkState`].
 const STATE_VERSION: u32 = 1;
 /// Marker left in the spool once every object is uploaded.
@@ -40,12 +49,17 @@ pub struct S3Sink {
     spool: PathBuf,
     min_free: u64,
     upload: UploadOptions,
+    /// Upload options of the streamed ZIP.
+    stream_upload: UploadOptions,
     client: Option<Client>,
     inner: Option<Box<dyn Sink>>,
     run: String,
     finished: Option<Vec<Output>>,
     /// The source file or tree, when it is one: its size estimates the spool's need.
     source: Option<Location>,
+    /// The streamed ZIP, when the output is a ZIP resumed or started by this build.
+    stream: Option<StreamZip>,
+    volume_cap: u64,
 }
 
 impl std::fmt::Debug for S3Sink {
@@ -76,12 +90,26 @@ impl S3Sink {
             spool: root.join(&dir[..16]),
             min_free: DEFAULT_MIN_FREE,
             upload: UploadOptions::default(),
+            stream_upload: UploadOptions {
+                in_flight: STREAM_IN_FLIGHT,
+                ..UploadOptions::default()
+            },
             client: None,
             inner: None,
             run: String::new(),
             finished: None,
             source: None,
+            stream: None,
+            volume_cap: DEFAULT_ZIP_VOLUME_CAP,
         }
+    }
+
+    /// The same sink cutting streamed ZIP volumes at `bytes` of messages (uncompressed;
+    /// default [`DEFAULT_ZIP_VOLUME_CAP`]). A volume is sealed at the first commit after
+    /// it reached the cap, so it may pass it by the messages of one commit.
+    pub fn with_volume_cap(mut self, bytes: u64) -> Self {
+        self.volume_cap = bytes.max(1);
+        self
     }
 
     /// The same sink knowing that the messages come from the file or tree at `source`
@@ -105,8 +133,10 @@ impl S3Sink {
         self
     }
 
-    /// The same sink uploading with `options` (part size, parts in flight).
+    /// The same sink uploading with `options` (part size, parts in flight), for the
+    /// streamed ZIP and for spooled files alike.
     pub fn with_upload_options(mut self, options: UploadOptions) -> Self {
+        self.stream_upload = options.clone();
         self.upload = options;
         self
     }
@@ -188,7 +218,7 @@ impl S3Sink {
         matches!(rest, ".zip" | ".pst" | ".csv")
     }
 
-    async fn abort_stale_uploads(&mut self) -> Result<()> {
+    async fn abort_stale_uploads(&mut self, keep: &[String]) -> Result<()> {
         let client = self.client()?;
         let dir = self.key_dir();
         let file = self.file_name();
@@ -217,8 +247,9 @@ impl S3Sink {
             .collect();
         keys.sort();
         keys.dedup();
+        let keep: Vec<&str> = keep.iter().map(String::as_str).collect();
         for k in keys {
-            legacyflo_s3::abort_stale(client, &self.bucket, &k).await?;
+            legacyflo_s3::abort_stale_except(client, &self.bucket, &k, &keep).await?;
         }
         Ok(())
     }
@@ -277,6 +308,41 @@ impl S3Sink {
         let bytes = std::fs::read(self.spool.join(UPLOADED)).ok()?;
         let (run, outputs): (String, Vec<Output>) = serde_json::from_slice(&bytes).ok()?;
         (run == self.run).then_some(outputs)
+    }
+
+    /// Opens the streamed ZIP: a fresh output, or the resume of a streamed checkpoint.
+    async fn open_stream(&mut self, resume: Option<SinkState>) -> Result<()> {
+        let client = self.client()?.clone();
+        let mut target = Target {
+            client,
+            bucket: self.bucket.clone(),
+            key: self.key.clone(),
+            upload: self.stream_upload.clone(),
+            run: String::new(),
+        };
+        let stream = match resume {
+            None => {
+                self.abort_stale_uploads(&[]).await?;
+                target.run = new_run_id();
+                StreamZip::fresh(target, self.volume_cap).await?
+            }
+            Some(v) => {
+                let st: StreamState = serde_json::from_value(v)
+                    .map_err(|e| Error::State(format!("not an s3 sink state: {e}")))?;
+                if st.version != STREAM_VERSION || st.mode != "stream" {
+                    return Err(Error::State(format!(
+                        "s3 sink state version {} ({}) is not {STREAM_VERSION} (stream)",
+                        st.version, st.mode
+                    )));
+                }
+                self.abort_stale_uploads(&StreamZip::referenced_uploads(&st))
+                    .await?;
+                target.run = st.run.clone();
+                StreamZip::resume(target, st, self.volume_cap).await?
+            }
+        };
+        self.stream = Some(stream);
+        Ok(())
     }
 
     async fn upload_outputs(&mut self, local: Vec<Output>) -> Result<Vec<Output>> {
@@ -341,56 +407,6 @@ fn content_type(name: &str) -> &'static str {
     }
 }
 
-/// Bytes the spool must have free before a fresh start: `floor`, or more when the
-/// source's size is known. A ZIP of `.eml` holds every message once (stored or deflated)
-/// plus about 200 bytes of headers per entry, so it needs the source's size plus 5 %;
-/// a PST needs twice that (the PST sink's spool of raw messages plus the PST it writes
-/// at the end, which carries its own B-tree overhead).
-pub fn spool_need(format: FileFormat, source_size: Option<u64>, floor: u64) -> u64 {
-    let Some(size) = source_size else {
-        return floor;
-    };
-    let zip = size.saturating_add(size / 20);
-    let estimate = match format {
-        FileFormat::Pst => zip.saturating_mul(2),
-        _ => zip,
-    };
-    estimate.max(floor)
-}
-
-/// Total size of the regular files at `path` (a file, or a tree walked without following
-/// links); `None` when it cannot be read.
-fn local_size(path: &Path) -> Option<u64> {
-    let meta = std::fs::symlink_metadata(path).ok()?;
-    if meta.is_file() {
-        return Some(meta.len());
-    }
-    if !meta.is_dir() {
-        return None;
-    }
-    let mut total = 0u64;
-    let mut stack = vec![path.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).ok()?.flatten() {
-            let Ok(m) = entry.path().symlink_metadata() else {
-                continue;
-            };
-            if m.is_dir() {
-                stack.push(entry.path());
-            } else if m.is_file() {
-                total = total.saturating_add(m.len());
-            }
-        }
-    }
-    Some(total)
-}
-
-/// Free bytes for an unprivileged writer on the file system holding `dir`.
-fn free_bytes(dir: &Path) -> std::io::Result<u64> {
-    let st = rustix::fs::statvfs(dir).map_err(std::io::Error::from)?;
-    Ok(st.f_bavail.saturating_mul(st.f_frsize))
-}
-
 fn new_run_id() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -407,10 +423,17 @@ impl Sink for S3Sink {
     async fn open(&mut self, resume: Option<SinkState>) -> Result<()> {
         self.inner = None;
         self.finished = None;
+        self.stream = None;
         let client = legacyflo_s3::client(&self.settings).await;
         legacyflo_s3::check_bucket(&client, &self.bucket, &self.key, Access::Write).await?;
         self.client = Some(client);
-        self.abort_stale_uploads().await?;
+        let spooled = resume.as_ref().is_some_and(|v| {
+            v.get("version").and_then(serde_json::Value::as_u64) == Some(u64::from(STATE_VERSION))
+        });
+        if self.format == FileFormat::EmlZip && !spooled {
+            return self.open_stream(resume).await;
+        }
+        self.abort_stale_uploads(&[]).await?;
         let mut inner = self.new_inner()?;
         match resume {
             None => {
@@ -461,14 +484,24 @@ impl Sink for S3Sink {
     }
 
     async fn begin_folder(&mut self, folder: &FolderPath) -> Result<()> {
+        if self.stream.is_some() {
+            // Directories are implied by entry names.
+            return Ok(());
+        }
         self.inner()?.begin_folder(folder).await
     }
 
     async fn write(&mut self, message: &Message) -> Result<WriteOutcome> {
+        if let Some(s) = self.stream.as_mut() {
+            return Ok(s.write(message).await?);
+        }
         self.inner()?.write(message).await
     }
 
     async fn commit(&mut self) -> Result<SinkState> {
+        if let Some(s) = self.stream.as_mut() {
+            return Ok(s.commit().await?);
+        }
         if self.finished.is_some() {
             return self.state(None);
         }
@@ -477,6 +510,10 @@ impl Sink for S3Sink {
     }
 
     async fn abort(&mut self) -> Result<()> {
+        if let Some(s) = self.stream.as_mut() {
+            s.abort().await;
+            return Ok(());
+        }
         match self.inner.as_mut() {
             Some(i) => i.abort().await,
             None => Ok(()),
@@ -484,6 +521,9 @@ impl Sink for S3Sink {
     }
 
     async fn finish(&mut self) -> Result<Vec<Output>> {
+        if let Some(s) = self.stream.as_mut() {
+            return Ok(s.finish().await?);
+        }
         if let Some(o) = &self.finished {
             return Ok(o.clone());
         }
@@ -513,30 +553,6 @@ mod tests {
         assert!(!s.is_output_key("arch/alice2.zip"));
         assert!(!s.is_output_key("other/alice.zip"));
         assert!(!s.is_output_key("arch/alice.zip.bak"));
-    }
-
-    #[test]
-    fn spool_need_follows_the_source_size() {
-        let gib = 1u64 << 30;
-        assert_eq!(spool_need(FileFormat::EmlZip, None, gib), gib);
-        assert_eq!(spool_need(FileFormat::EmlZip, Some(10), gib), gib);
-        assert_eq!(
-            spool_need(FileFormat::EmlZip, Some(20 * gib), gib),
-            21 * gib
-        );
-        assert_eq!(spool_need(FileFormat::Pst, Some(20 * gib), gib), 42 * gib);
-        assert_eq!(spool_need(FileFormat::Pst, Some(u64::MAX), gib), u64::MAX);
-    }
-
-    #[test]
-    fn local_size_sums_a_tree() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("a/b")).unwrap();
-        std::fs::write(dir.path().join("a/x"), [0u8; 100]).unwrap();
-        std::fs::write(dir.path().join("a/b/y"), [0u8; 23]).unwrap();
-        assert_eq!(local_size(dir.path()), Some(123));
-        assert_eq!(local_size(&dir.path().join("a/x")), Some(100));
-        assert_eq!(local_size(&dir.path().join("missing")), None);
     }
 
     #[test]

@@ -53,7 +53,8 @@
 //! copy of the central directory), so it also holds across a resume.
 
 mod archive;
-mod format;
+pub(crate) mod format;
+pub(crate) mod pipeline;
 mod sink;
 
 pub use sink::ZipSink;

@@ -1,22 +1,21 @@
 //! [`ZipSink`]: the [`Sink`] implementation.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use legacyflo_core::fsutil::partial_path;
-use legacyflo_core::{Flag, FolderPath, Message, Output, Result, Sink, SinkState, WriteOutcome};
+use legacyflo_core::{FolderPath, Message, Output, Result, Sink, SinkState, WriteOutcome};
 use tracing::{debug, info, warn};
 
 use super::BACKEND;
 use super::archive::{Archive, STATE_VERSION, ZipState, finished_outputs};
 use super::format::Entry;
+use super::pipeline::{EntryArchive, Pipeline};
 use crate::error::{SinkError, SinkResult};
-use crate::util::{blocking, message_key};
-use legacyflo_core::codec::{EntryMeta, escape_segment};
+use crate::util::blocking;
+use legacyflo_core::codec::escape_segment;
 
-/// Longest entry comment written (the format allows 65,535 bytes).
-const MAX_COMMENT: usize = 60_000;
 /// Digits of the per-folder ordinal in entry names (more when needed).
 const ORDINAL_DIGITS: usize = 6;
 
@@ -28,49 +27,19 @@ pub struct ZipSink {
     dest: PathBuf,
     archive: Option<Archive>,
     finished: Option<Vec<Output>>,
-    /// Messages being compressed on the blocking pool, in write order.
-    inflight: VecDeque<Pending>,
-    /// Identities of the in-flight messages (for duplicate detection).
-    inflight_keys: HashSet<u128>,
-    /// Last ordinal handed out per folder while entries are in flight.
-    next_ordinals: HashMap<FolderPath, u64>,
-    /// Entries compressed at once.
-    max_inflight: usize,
-}
-
-/// A message whose entry is being compressed.
-#[derive(Debug)]
-struct Pending {
-    message: Message,
-    key: u128,
-    ordinal: u64,
-    task: tokio::task::JoinHandle<std::io::Result<Entry>>,
-}
-
-/// What a write decided before compressing.
-enum Prepared {
-    Done(WriteOutcome),
-    Go {
-        name: String,
-        comment: String,
-        key: u128,
-        ordinal: u64,
-    },
+    /// Entries being compressed, appended in write order.
+    pipeline: Pipeline,
 }
 
 impl ZipSink {
     /// A sink writing the archive `dest` (and `dest` with a `.csv` extension). Nothing is
     /// touched until [`Sink::open`].
     pub fn new(dest: impl Into<PathBuf>) -> Self {
-        let cores = std::thread::available_parallelism().map_or(2, usize::from);
         ZipSink {
             dest: dest.into(),
             archive: None,
             finished: None,
-            inflight: VecDeque::new(),
-            inflight_keys: HashSet::new(),
-            next_ordinals: HashMap::new(),
-            max_inflight: (2 * cores).max(2),
+            pipeline: Pipeline::default(),
         }
     }
 
@@ -95,112 +64,12 @@ impl ZipSink {
             .ok_or_else(|| SinkError::misuse(BACKEND, "the sink is not open (or already finished)"))
     }
 
-    /// Decides what to do with `message`: duplicate, rejected, or its entry name and
-    /// metadata. Entries are compressed in parallel on the blocking pool and appended in
-    /// write order, so names and ordinals are fixed here.
-    fn prepare(&mut self, message: &Message) -> SinkResult<Prepared> {
-        let archive = self.archive()?;
-        if archive.broken {
-            return Err(SinkError::misuse(
-                BACKEND,
-                "an earlier write failed; abort first",
-            ));
-        }
-        let key = message_key(message);
-        let committed_ordinal = archive.ordinals.get(&message.folder).copied().unwrap_or(0);
-        if archive.keys.contains(&key) || self.inflight_keys.contains(&key) {
-            return Ok(Prepared::Done(WriteOutcome::Duplicate));
-        }
-        let ordinal = committed_ordinal.max(
-            self.next_ordinals
-                .get(&message.folder)
-                .copied()
-                .unwrap_or(0),
-        ) + 1;
-        let name = entry_name(&message.folder, ordinal);
-        if name.len() > usize::from(u16::MAX) - 64 {
-            return Ok(Prepared::Done(WriteOutcome::Rejected {
-                reason: format!(
-                    "the folder name is too long for a ZIP entry ({} bytes)",
-                    name.len()
-                ),
-            }));
-        }
-        let mut meta = EntryMeta {
-            date: message.internal_date,
-            flags: message.flags.clone(),
-            key: Some(format!("{key:032x}")),
-        };
-        let mut comment = meta.to_comment();
-        if comment.len() > MAX_COMMENT {
-            warn!(message = "too many keywords for the entry comment; keywords dropped", folder = %message.folder, source_id = %message.source_id);
-            meta.flags.retain(|f| !matches!(f, Flag::Keyword(_)));
-            comment = meta.to_comment();
-        }
-        Ok(Prepared::Go {
-            name,
-            comment,
-            key,
-            ordinal,
-        })
-    }
-
-    /// Waits for the oldest in-flight entry and appends it to the archive.
-    async fn drain_one(&mut self) -> SinkResult<bool> {
-        let Some(p) = self.inflight.pop_front() else {
-            return Ok(false);
-        };
-        self.inflight_keys.remove(&p.key);
-        let entry = match p.task.await {
-            Ok(Ok(entry)) => entry,
-            Ok(Err(e)) => {
-                self.mark_broken();
-                return Err(SinkError::io(BACKEND, "compress", e));
-            }
-            Err(e) => {
-                self.mark_broken();
-                return Err(SinkError::misuse(
-                    BACKEND,
-                    format!("compression task failed: {e}"),
-                ));
-            }
-        };
-        let archive = self.archive()?;
-        let result = blocking(|| archive.append_entry(&p.message, p.key, entry));
-        if let Err(e) = result {
-            archive.broken = true;
-            return Err(e);
-        }
-        let current = archive
-            .ordinals
-            .get(&p.message.folder)
-            .copied()
-            .unwrap_or(0);
-        archive
-            .ordinals
-            .insert(p.message.folder.clone(), current.max(p.ordinal));
-        Ok(true)
-    }
-
     /// Appends every in-flight entry.
     async fn drain_all(&mut self) -> SinkResult<()> {
-        while self.drain_one().await? {}
-        self.next_ordinals.clear();
-        Ok(())
-    }
-
-    fn mark_broken(&mut self) {
-        if let Some(a) = self.archive.as_mut() {
-            a.broken = true;
-        }
-    }
-
-    fn forget_inflight(&mut self) {
-        for p in self.inflight.drain(..) {
-            p.task.abort();
-        }
-        self.inflight_keys.clear();
-        self.next_ordinals.clear();
+        let archive = self.archive.as_mut().ok_or_else(|| {
+            SinkError::misuse(BACKEND, "the sink is not open (or already finished)")
+        })?;
+        self.pipeline.drain_all(archive).await
     }
 
     fn commit_blocking(&mut self) -> SinkResult<SinkState> {
@@ -295,31 +164,10 @@ impl Sink for ZipSink {
     }
 
     async fn write(&mut self, message: &Message) -> Result<WriteOutcome> {
-        let (name, comment, key, ordinal) = match self.prepare(message)? {
-            Prepared::Done(outcome) => return Ok(outcome),
-            Prepared::Go {
-                name,
-                comment,
-                key,
-                ordinal,
-            } => (name, comment, key, ordinal),
-        };
-        let raw = message.raw.clone();
-        let date = message.internal_date;
-        let entry_name = name.clone();
-        let task = tokio::task::spawn_blocking(move || Entry::new(entry_name, comment, &raw, date));
-        self.inflight.push_back(Pending {
-            message: message.clone(),
-            key,
-            ordinal,
-            task,
-        });
-        self.inflight_keys.insert(key);
-        self.next_ordinals.insert(message.folder.clone(), ordinal);
-        while self.inflight.len() > self.max_inflight {
-            self.drain_one().await?;
-        }
-        Ok(WriteOutcome::Written { id: Some(name) })
+        let archive = self.archive.as_mut().ok_or_else(|| {
+            SinkError::misuse(BACKEND, "the sink is not open (or already finished)")
+        })?;
+        Ok(self.pipeline.write(archive, message).await?)
     }
 
     async fn commit(&mut self) -> Result<SinkState> {
@@ -332,7 +180,7 @@ impl Sink for ZipSink {
             return Ok(());
         }
         // Entries still compressing belong to the discarded writes: drop them.
-        self.forget_inflight();
+        self.pipeline.forget();
         let result = blocking(|| self.archive().and_then(Archive::rollback));
         if let Err(e) = &result {
             warn!(message = "zip rollback failed", error = %e);
@@ -345,5 +193,27 @@ impl Sink for ZipSink {
             self.drain_all().await?;
         }
         Ok(blocking(|| self.finish_blocking())?)
+    }
+}
+
+#[async_trait]
+impl EntryArchive for Archive {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+    fn keys(&self) -> &HashSet<u128> {
+        &self.keys
+    }
+    fn ordinals(&mut self) -> &mut HashMap<FolderPath, u64> {
+        &mut self.ordinals
+    }
+    fn is_broken(&self) -> bool {
+        self.broken
+    }
+    fn set_broken(&mut self) {
+        self.broken = true;
+    }
+    async fn append(&mut self, message: &Message, key: u128, entry: Entry) -> SinkResult<()> {
+        blocking(|| self.append_entry(message, key, entry))
     }
 }
