@@ -79,7 +79,13 @@ pub(crate) struct Pipeline {
     next_ordinals: HashMap<FolderPath, u64>,
     /// Entries compressed at once.
     max_inflight: usize,
+    /// Raw bytes of the in-flight messages.
+    inflight_bytes: u64,
 }
+
+/// Raw bytes of messages compressed at once beyond the first one: with large messages the
+/// pipeline holds fewer, so memory stays bounded (each holds its bytes and its entry).
+const MAX_INFLIGHT_BYTES: u64 = 16 << 20;
 
 impl Default for Pipeline {
     fn default() -> Self {
@@ -89,6 +95,7 @@ impl Default for Pipeline {
             inflight_keys: HashSet::new(),
             next_ordinals: HashMap::new(),
             max_inflight: (2 * cores).max(2),
+            inflight_bytes: 0,
         }
     }
 }
@@ -168,8 +175,11 @@ impl Pipeline {
             task,
         });
         self.inflight_keys.insert(key);
+        self.inflight_bytes += message.raw.len() as u64;
         self.next_ordinals.insert(message.folder.clone(), ordinal);
-        while self.inflight.len() > self.max_inflight {
+        while self.inflight.len() > self.max_inflight
+            || (self.inflight.len() > 1 && self.inflight_bytes > MAX_INFLIGHT_BYTES)
+        {
             self.drain_one(archive).await?;
         }
         Ok(WriteOutcome::Written { id: Some(name) })
@@ -181,6 +191,9 @@ impl Pipeline {
             return Ok(false);
         };
         self.inflight_keys.remove(&p.key);
+        self.inflight_bytes = self
+            .inflight_bytes
+            .saturating_sub(p.message.raw.len() as u64);
         let entry = match p.task.await {
             Ok(Ok(entry)) => entry,
             Ok(Err(e)) => {
@@ -216,6 +229,7 @@ impl Pipeline {
             p.task.abort();
         }
         self.inflight_keys.clear();
+        self.inflight_bytes = 0;
         self.next_ordinals.clear();
     }
 }
