@@ -20,6 +20,7 @@ pub mod conformance;
 pub mod corpus;
 pub mod fakeimap;
 pub mod faultproxy;
+mod http1;
 pub mod memory;
 pub mod readpst;
 pub mod s3mem;

@@ -19,7 +19,7 @@
 //! Requests are served on 127.0.0.1 (path-style addressing), one thread per connection,
 //! keep-alive honoured; the server stops when the value is dropped.
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -82,27 +82,14 @@ fn serve(sock: TcpStream, aborts: &AtomicUsize) -> io::Result<()> {
     let mut out = sock.try_clone()?;
     let mut rd = BufReader::new(sock);
     loop {
-        let mut line = String::new();
-        if rd.read_line(&mut line)? == 0 {
+        let Some(crate::http1::Head {
+            method,
+            target,
+            headers,
+        }) = crate::http1::read_head(&mut rd)?
+        else {
             return Ok(());
-        }
-        let mut parts = line.split_whitespace();
-        let method = parts.next().unwrap_or_default().to_string();
-        let target = parts.next().unwrap_or_default().to_string();
-        let mut headers = Vec::new();
-        loop {
-            let mut h = String::new();
-            if rd.read_line(&mut h)? == 0 {
-                return Ok(());
-            }
-            let h = h.trim_end().to_string();
-            if h.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = h.split_once(':') {
-                headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
-            }
-        }
+        };
         let header = |name: &str| {
             headers
                 .iter()

@@ -405,27 +405,14 @@ fn serve(sock: TcpStream, shared: &Shared) -> io::Result<()> {
     let mut out = sock.try_clone()?;
     let mut rd = BufReader::with_capacity(64 * 1024, sock);
     loop {
-        let mut line = String::new();
-        if rd.read_line(&mut line)? == 0 {
+        let Some(crate::http1::Head {
+            method,
+            target,
+            headers,
+        }) = crate::http1::read_head(&mut rd)?
+        else {
             return Ok(());
-        }
-        let mut parts = line.split_whitespace();
-        let method = parts.next().unwrap_or_default().to_string();
-        let target = parts.next().unwrap_or_default().to_string();
-        let mut headers = Vec::new();
-        loop {
-            let mut h = String::new();
-            if rd.read_line(&mut h)? == 0 {
-                return Ok(());
-            }
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = h.split_once(':') {
-                headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
-            }
-        }
+        };
         let (path, query) = target.split_once('?').unwrap_or((target.as_str(), ""));
         let mut segs = path.trim_start_matches('/').splitn(2, '/');
         let bucket = decode(segs.next().unwrap_or_default());
