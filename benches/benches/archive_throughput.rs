@@ -8,7 +8,11 @@
 //!   for the RSS check);
 //! - `ARCHIVE_BENCH_DIR` where the files go (default the temp dir);
 //! - `ARCHIVE_BENCH_ENCODING=none` writes the PST without permute encoding;
-//! - `ARCHIVE_BENCH_CASES` which cases run, comma-separated (default `raw,zip,pst`); for
+//! - `ARCHIVE_BENCH_CORPUS` a corpus file to reuse: generated there when missing, read
+//!   back when present (so a profiler can be attached to the writing phases only);
+//! - `ARCHIVE_BENCH_CASES` which cases run, comma-separated (default `raw,rawd,zip,pst`:
+//!   `rawd` is the same raw bytes written the way the PST writer writes its file, by
+//!   `legacyflo_pst::ndb::out::RangeOut` with direct I/O, the fairer floor for PST); for
 //!   the peak-RSS figure run `pst` alone, so that nothing the other cases allocated counts.
 //!
 //! The corpus is `legacyflo-corpus`'s bench mix (70% 1–8 KB, 27% 8–100 KB, 3% 0.1–1 MB,
@@ -148,7 +152,7 @@ fn main() {
         Ok("none") => Encoding::None,
         _ => Encoding::Permute,
     };
-    let cases = std::env::var("ARCHIVE_BENCH_CASES").unwrap_or_else(|_| "raw,zip,pst".into());
+    let cases = std::env::var("ARCHIVE_BENCH_CASES").unwrap_or_else(|_| "raw,rawd,zip,pst".into());
     let run = |c: &str| cases.split(',').any(|x| x.trim() == c);
     let base = std::env::var("ARCHIVE_BENCH_DIR")
         .unwrap_or_else(|_| std::env::temp_dir().display().to_string());
@@ -161,10 +165,18 @@ fn main() {
         folders: 12,
     };
 
-    let corpus = dir.path().join("corpus.bin");
+    let corpus = std::env::var_os("ARCHIVE_BENCH_CORPUS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| dir.path().join("corpus.bin"));
     let t = Instant::now();
     let (mut n, mut bytes) = (0u64, 0u64);
-    {
+    if corpus.exists() {
+        let mut fr = Frames::open(&corpus);
+        while fr.next().is_some() {
+            n += 1;
+            bytes += fr.buf.len() as u64;
+        }
+    } else {
         let f = File::create(&corpus).unwrap_or_else(|e| fail("create corpus", e));
         let mut w = BufWriter::with_capacity(1 << 20, f);
         for m in legacyflo_corpus::bench_corpus(&spec) {
@@ -215,6 +227,36 @@ fn main() {
     });
     let _ = std::fs::remove_file(&raw_path);
     line("raw", &raw, n, bytes, None);
+
+    // (a') the same bytes through the PST writer's file writer (direct I/O, writer thread).
+    let rawd = run("rawd").then(|| {
+        let c = timed(|| {
+            let mut fr = Frames::open(&corpus);
+            let f = File::create(&raw_path).unwrap_or_else(|e| fail("create raw", e));
+            let mut out = legacyflo_pst::ndb::out::RangeOut::new(f, &raw_path, true)
+                .unwrap_or_else(|e| fail("raw writer", e));
+            const CHUNK: usize = 253_952;
+            let (mut chunk, mut used) = (vec![0u8; CHUNK], 0usize);
+            while fr.next().is_some() {
+                let mut rest = fr.buf.as_slice();
+                while !rest.is_empty() {
+                    let k = rest.len().min(CHUNK - used);
+                    chunk[used..used + k].copy_from_slice(&rest[..k]);
+                    (used, rest) = (used + k, &rest[k..]);
+                    if used == CHUNK {
+                        chunk = out.put(chunk).unwrap_or_else(|e| fail("write raw", e));
+                        used = 0;
+                    }
+                }
+            }
+            chunk.truncate(used);
+            out.put(chunk).unwrap_or_else(|e| fail("write raw", e));
+            out.finish(&[]).unwrap_or_else(|e| fail("sync raw", e));
+        });
+        let _ = std::fs::remove_file(&raw_path);
+        line("rawd", &c, n, bytes, None);
+        c
+    });
 
     // (b) ZIP of .eml through the ZIP sink (the production writer), one commit per 1000
     // messages as the engine does by default.
@@ -302,6 +344,13 @@ fn main() {
     let hwm = vm_hwm_kb();
     let pst_bytes: u64 = volumes.iter().map(|v| v.bytes).sum();
     line("pst", &pst, n, bytes, Some(&raw));
+    if let Some(rd) = &rawd {
+        println!(
+            "pst   time/rawd {:.2}x (cpu {:.2}x)",
+            pst.wall.as_secs_f64() / rd.wall.as_secs_f64(),
+            pst.cpu.as_secs_f64() / rd.cpu.as_secs_f64().max(0.01)
+        );
+    }
     println!(
         "pst: {} volume(s), {:.1} MB file; peak RSS (VmHWM) while writing: {:.1} MB (before: {:.1} MB)",
         volumes.len(),

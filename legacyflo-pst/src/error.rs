@@ -44,3 +44,14 @@ pub fn io_at(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Error + '
         source,
     }
 }
+
+/// `e` with `path` attached when it is an I/O error that names no file yet.
+pub fn with_path(e: Error, path: &std::path::Path) -> Error {
+    match e {
+        Error::Io { path: None, source } => Error::Io {
+            path: Some(path.to_path_buf()),
+            source,
+        },
+        other => other,
+    }
+}

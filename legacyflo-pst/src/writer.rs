@@ -5,7 +5,7 @@ use std::fs::File;
 use std::hash::{BuildHasher, Hasher};
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result, io_at};
+use crate::error::{Error, Result, io_at, with_path};
 use crate::messaging::folder::{FolderNode, write_folder, write_templates};
 use crate::messaging::message::{MessageMeta, write_message_node};
 use crate::messaging::store::{NID_DELETED, NID_FINDER, NID_IPM, NID_ROOT, write_store};
@@ -27,6 +27,11 @@ pub struct WriterOptions {
     /// Maximum size of one file; when the next message might not fit, output continues in
     /// `name-002.pst`, `name-003.pst`, … A message is never split.
     pub volume_cap: u64,
+    /// Write the file with direct I/O (`O_DIRECT`, Linux) from a writer thread: no copy
+    /// through the page cache, no cache filled with the PST, no long flush at the end.
+    /// Where the file system refuses it, the file is written through the page cache
+    /// instead, so this is safe to leave on (the default).
+    pub direct_io: bool,
 }
 
 impl Default for WriterOptions {
@@ -35,6 +40,7 @@ impl Default for WriterOptions {
             encoding: Encoding::Permute,
             display_name: "Personal Folders".to_string(),
             volume_cap: DEFAULT_VOLUME_CAP,
+            direct_io: true,
         }
     }
 }
@@ -81,7 +87,8 @@ const IPM_INDEX: usize = 1;
 impl Volume {
     fn create(path: &Path, options: &WriterOptions) -> Result<Volume> {
         let file = File::create(path).map_err(io_at(path))?;
-        let ndb = NdbWriter::new(file, options.encoding)?;
+        let ndb = NdbWriter::new(file, path, options.encoding, options.direct_io)
+            .map_err(|e| with_path(e, path))?;
         let mut h = std::collections::hash_map::RandomState::new().build_hasher();
         h.write(path.as_os_str().as_encoded_bytes());
         let a = h.finish();
@@ -158,8 +165,10 @@ impl Volume {
         rgnid[14] = folders_last;
         rgnid[15] = folders_last;
         let crypt = options.encoding.crypt_method();
-        let (file, totals) = self.ndb.finish(|t| unicode_header(t, crypt, &rgnid, 1))?;
-        file.sync_all().map_err(io_at(&self.path))?;
+        let (_file, totals) = self
+            .ndb
+            .finish(|t| unicode_header(t, crypt, &rgnid, 1))
+            .map_err(|e| with_path(e, &self.path))?;
         Ok(VolumeSummary {
             path: self.path,
             messages: self.messages,

@@ -2,9 +2,10 @@
 //! then writes it out with its AMap (and PMap/FMap/FPMap) pages filled in.
 
 use std::fs::File;
-use std::io::{Seek, SeekFrom, Write};
+use std::path::Path;
 
 use super::crc::{crc, signature};
+use super::out::RangeOut;
 use super::{
     AMAP_FIRST, AMAP_RANGE, Encoding, MAX_BLOCK_DATA, NbtEntry, PAGE, SubEntry, XBLOCK_FANOUT,
     align_up, crypt,
@@ -66,7 +67,7 @@ impl PackedBlock {
 
 /// Writes blocks and pages sequentially into the file.
 pub struct NdbWriter {
-    file: File,
+    out: RangeOut,
     encoding: Encoding,
     range_index: u64,
     buf: Vec<u8>,
@@ -146,12 +147,14 @@ pub fn page_trailer(page: &mut [u8], ptype: u8, sig: u16, bid: u64) {
 }
 
 impl NdbWriter {
-    /// Starts writing at the first AMap range of `file` (the header area is written by
-    /// [`NdbWriter::finish`]).
-    pub fn new(mut file: File, encoding: Encoding) -> Result<NdbWriter> {
-        file.write_all(&vec![0u8; AMAP_FIRST as usize])?;
+    /// Starts writing at the first AMap range of `file`, the empty file just created at
+    /// `path` (the header area is written by [`NdbWriter::finish`]). Ranges are written by
+    /// a [`RangeOut`] thread, with direct I/O when `direct_io` and the file system allow it.
+    pub fn new(file: File, path: &Path, encoding: Encoding, direct_io: bool) -> Result<NdbWriter> {
+        let mut out = RangeOut::new(file, path, direct_io)?;
+        out.put(vec![0u8; AMAP_FIRST as usize])?;
         let mut w = NdbWriter {
-            file,
+            out,
             encoding,
             range_index: 0,
             buf: vec![0u8; AMAP_RANGE as usize],
@@ -219,7 +222,8 @@ impl NdbWriter {
         self.free_total += (496 * 8 - allocated as u64) * 64;
         let start = self.range_start();
         page_trailer(&mut self.buf[..PAGE], ptype::AMAP, 0, start);
-        self.file.write_all(&self.buf)?;
+        let full = std::mem::take(&mut self.buf);
+        self.buf = self.out.put(full)?;
         self.range_index += 1;
         Ok(())
     }
@@ -449,7 +453,8 @@ impl NdbWriter {
         Ok((bid, ib))
     }
 
-    /// Writes the B-trees, the last AMap range and the header area; returns the totals.
+    /// Writes the B-trees, the last AMap range and the header area, and syncs the file;
+    /// returns it with the totals.
     pub fn finish(
         mut self,
         header: impl FnOnce(&NdbTotals) -> Vec<u8>,
@@ -503,9 +508,7 @@ impl NdbWriter {
             let d = &mut area[0x4200..0x4400];
             page_trailer(d, ptype::DLIST, signature(0x4200, dlist_bid), dlist_bid);
         }
-        self.file.seek(SeekFrom::Start(0))?;
-        self.file.write_all(&area)?;
-        self.file.flush()?;
-        Ok((self.file, totals))
+        let (file, _direct) = self.out.finish(&area)?;
+        Ok((file, totals))
     }
 }

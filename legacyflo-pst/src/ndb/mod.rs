@@ -5,6 +5,7 @@ pub mod btree;
 pub mod crc;
 pub mod crypt;
 pub mod header;
+pub mod out;
 #[cfg(target_arch = "x86_64")]
 pub mod simd;
 

@@ -1,0 +1,320 @@
+//! The file side of the NDB writer: the byte stream of a PST, written sequentially from
+//! offset 0 by a writer thread, so that the thread building blocks never waits for the disk.
+//!
+//! The writer hands over whole buffers (AMap ranges, no copy); the thread gathers them into
+//! a 4 KiB-aligned staging buffer and writes it with `O_DIRECT` where the file system allows
+//! it (Linux): the data goes from that buffer to the device, without a copy into the page
+//! cache, without filling the cache with a file nobody reads back soon, and without one long
+//! flush at the end. Where direct I/O is refused (tmpfs, other systems, `direct_io` off), the
+//! same thread writes through the page cache. The last partial 4 KiB and the header area are
+//! written through the page cache at [`RangeOut::finish`], which then syncs the file.
+//!
+//! Buffers in flight are bounded: [`QUEUE`] queued plus the one being written.
+
+use std::fs::File;
+use std::io;
+#[cfg(unix)]
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread::JoinHandle;
+
+/// Buffers queued for the writer thread before [`RangeOut::put`] waits: AMap ranges of
+/// 248 KiB come to about 8 MiB, two stages, so the writer keeps building blocks while a
+/// stage is on its way to the device.
+pub const QUEUE: usize = 32;
+/// Alignment of direct writes (offset, length and memory).
+const ALIGN: usize = 4096;
+/// Staging buffer size: one direct write. Large, because on a virtual machine every write
+/// that reaches the device costs an exit to the host (4 MiB: 300 per GB).
+const STAGE: usize = 4 << 20;
+
+/// Sends buffers to the writer thread and gets them back for reuse.
+pub struct RangeOut {
+    tx: Option<SyncSender<Vec<u8>>>,
+    back: Receiver<Vec<u8>>,
+    thread: Option<JoinHandle<io::Result<Tail>>>,
+    file: File,
+    pos: u64,
+}
+
+/// What the thread leaves for [`RangeOut::finish`]: the unaligned end of the stream.
+struct Tail {
+    at: u64,
+    bytes: Vec<u8>,
+    direct: bool,
+}
+
+impl RangeOut {
+    /// Starts the writer thread for `file` (created empty at `path`, opened for writing).
+    /// With `direct_io`, the thread opens `path` a second time with `O_DIRECT` (Linux) and
+    /// falls back to `file` when that is refused.
+    pub fn new(file: File, path: &Path, direct_io: bool) -> io::Result<RangeOut> {
+        let direct = if direct_io { open_direct(path) } else { None };
+        let plain = file.try_clone()?;
+        let (tx, rx) = sync_channel::<Vec<u8>>(QUEUE);
+        let (back_tx, back) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("pst-write".into())
+            .spawn(move || run(rx, back_tx, direct, plain))?;
+        Ok(RangeOut {
+            tx: Some(tx),
+            back,
+            thread: Some(thread),
+            file,
+            pos: 0,
+        })
+    }
+
+    /// Bytes handed over so far (the next byte's file offset).
+    pub fn position(&self) -> u64 {
+        self.pos
+    }
+
+    /// Hands `buf` (the next bytes of the file) to the writer thread and returns a buffer
+    /// of the same length to fill next: one the thread is done with, or a new one. Fails
+    /// with the thread's error once a write has failed.
+    pub fn put(&mut self, buf: Vec<u8>) -> io::Result<Vec<u8>> {
+        let len = buf.len();
+        self.pos += len as u64;
+        let sent = match &self.tx {
+            Some(tx) => tx.send(buf).is_ok(),
+            None => false,
+        };
+        if !sent {
+            // The thread stopped: its error says why.
+            return Err(self.stop().err().unwrap_or_else(stopped));
+        }
+        match self.back.try_recv() {
+            Ok(mut b) if b.capacity() >= len => {
+                b.resize(len, 0);
+                Ok(b)
+            }
+            _ => Ok(vec![0u8; len]),
+        }
+    }
+
+    /// Waits for the thread, writes its unaligned tail, then `head` at offset 0 (the header
+    /// area, through the page cache) and syncs the file. Returns the file and whether every
+    /// aligned write went direct.
+    pub fn finish(mut self, head: &[u8]) -> io::Result<(File, bool)> {
+        let tail = self.stop()?;
+        write_at(&self.file, &tail.bytes, tail.at)?;
+        write_at(&self.file, head, 0)?;
+        self.file.sync_all()?;
+        tracing::debug!(direct = tail.direct, bytes = self.pos, "PST file written");
+        Ok((self.file.try_clone()?, tail.direct))
+    }
+
+    /// Closes the queue and joins the thread (every queued buffer is written first).
+    fn stop(&mut self) -> io::Result<Tail> {
+        self.tx = None;
+        match self.thread.take() {
+            Some(t) => t
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("PST writer thread panicked"))),
+            None => Err(stopped()),
+        }
+    }
+}
+
+impl Drop for RangeOut {
+    /// Joins the thread, so that no write to this file can follow the drop (a new writer
+    /// may truncate and reuse the same path right after).
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+fn stopped() -> io::Error {
+    io::Error::other("PST writer thread stopped")
+}
+
+/// The thread: gathers buffers into the aligned stage, writes each full stage.
+fn run(
+    rx: Receiver<Vec<u8>>,
+    back: std::sync::mpsc::Sender<Vec<u8>>,
+    mut direct: Option<File>,
+    plain: File,
+) -> io::Result<Tail> {
+    let mut mem = vec![0u8; STAGE + ALIGN];
+    let start = (ALIGN - mem.as_ptr().addr() % ALIGN) % ALIGN;
+    let mut filled = 0usize;
+    let mut at = 0u64;
+    for buf in rx {
+        let mut rest = buf.as_slice();
+        while !rest.is_empty() {
+            let n = rest.len().min(STAGE - filled);
+            let (now, later) = rest.split_at(n);
+            mem[start + filled..start + filled + n].copy_from_slice(now);
+            filled += n;
+            rest = later;
+            if filled == STAGE {
+                write_stage(&mut direct, &plain, &mem[start..start + STAGE], at)?;
+                at += STAGE as u64;
+                filled = 0;
+            }
+        }
+        // The receiver is gone only when the writer is finishing: nothing to reuse then.
+        let _ = back.send(buf);
+    }
+    // The aligned part of what is left, then the rest for `finish`.
+    let aligned = filled / ALIGN * ALIGN;
+    if aligned > 0 {
+        write_stage(&mut direct, &plain, &mem[start..start + aligned], at)?;
+    }
+    Ok(Tail {
+        at: at + aligned as u64,
+        bytes: mem[start + aligned..start + filled].to_vec(),
+        direct: direct.is_some(),
+    })
+}
+
+/// Writes one aligned stage at `at`: direct when possible; a refusal of direct I/O
+/// (`EINVAL`) switches the rest of the file to the page cache.
+fn write_stage(direct: &mut Option<File>, plain: &File, bytes: &[u8], at: u64) -> io::Result<()> {
+    if let Some(d) = direct {
+        match write_at(d, bytes, at) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
+                tracing::debug!(error = %e, "direct I/O refused; writing through the page cache");
+                *direct = None;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    write_at(plain, bytes, at)
+}
+
+#[cfg(unix)]
+fn write_at(f: &File, bytes: &[u8], at: u64) -> io::Result<()> {
+    f.write_all_at(bytes, at)
+}
+
+#[cfg(not(unix))]
+fn write_at(f: &File, bytes: &[u8], at: u64) -> io::Result<()> {
+    use std::io::{Seek, SeekFrom, Write};
+    let mut f = f;
+    f.seek(SeekFrom::Start(at))?;
+    f.write_all(bytes)
+}
+
+/// `path` opened for writing with `O_DIRECT`, or `None` where that is refused.
+#[cfg(target_os = "linux")]
+fn open_direct(path: &Path) -> Option<File> {
+    use rustix::fs::{Mode, OFlags};
+    let flags = OFlags::WRONLY | OFlags::DIRECT | OFlags::CLOEXEC;
+    match rustix::fs::open(path, flags, Mode::empty()) {
+        Ok(fd) => Some(File::from(fd)),
+        Err(e) => {
+            tracing::debug!(error = %e, "O_DIRECT refused; writing through the page cache");
+            None
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn open_direct(_path: &Path) -> Option<File> {
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The file equals the stream whatever the buffer sizes, direct or not, and the head
+    /// lands at offset 0.
+    /// Returns whether the writes went direct.
+    fn roundtrip(dir: &Path, direct_io: bool, sizes: &[usize]) -> bool {
+        let path = dir.join(format!("t-{direct_io}-{}.bin", sizes.len()));
+        let file = File::create(&path).unwrap();
+        let mut out = RangeOut::new(file, &path, direct_io).unwrap();
+        let mut expect = Vec::new();
+        let mut next = 0u8;
+        for &n in sizes {
+            let mut b = vec![0u8; n];
+            for x in b.iter_mut() {
+                *x = next;
+                next = next.wrapping_mul(31).wrapping_add(7);
+            }
+            expect.extend_from_slice(&b);
+            let again = out.put(b).unwrap();
+            assert_eq!(again.len(), n);
+        }
+        assert_eq!(out.position(), expect.len() as u64);
+        let head = [0xAB; 100];
+        let n = head.len().min(expect.len());
+        expect[..n].copy_from_slice(&head[..n]);
+        let (_, direct) = out.finish(&head[..n]).unwrap();
+        let got = std::fs::read(&path).unwrap();
+        assert_eq!(got.len(), expect.len());
+        assert!(got == expect, "file differs from the stream");
+        assert!(direct_io || !direct);
+        direct
+    }
+
+    /// On the repository's file system (the one PSTs are written to in the tests): where it
+    /// takes `O_DIRECT`, every aligned write must go direct (a misaligned one would be
+    /// refused and fall back, failing this).
+    #[test]
+    fn stream_is_written_exactly_direct_and_buffered() {
+        let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+        let takes_direct = open_direct(&dir.path().join("probe")).is_some()
+            || File::create(dir.path().join("probe"))
+                .ok()
+                .and_then(|_| open_direct(&dir.path().join("probe")))
+                .is_some();
+        for direct in [true, false] {
+            let cases: [&[usize]; 4] = [
+                &[0x4400, 253_952, 253_952, 253_952, 253_952, 7],
+                &[1, 4095, 4097, STAGE, STAGE + 1, 3 * STAGE - 5],
+                &[100],
+                &[STAGE],
+            ];
+            for sizes in cases {
+                let went = roundtrip(dir.path(), direct, sizes);
+                assert_eq!(went, direct && takes_direct, "sizes {sizes:?}");
+            }
+        }
+    }
+
+    /// A refused direct write (here: misaligned, `EINVAL` on ext4) falls back to the page
+    /// cache for the rest of the file, losing nothing.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn refused_direct_write_falls_back() {
+        let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+        let path = dir.path().join("fallback.bin");
+        let plain = File::create(&path).unwrap();
+        let Some(d) = open_direct(&path) else {
+            panic!("the repository's file system does not take O_DIRECT");
+        };
+        let mut direct = Some(d);
+        let data: Vec<u8> = (0..8193u32).map(|i| (i % 251) as u8).collect();
+        write_stage(&mut direct, &plain, &data[1..], 1).unwrap();
+        assert!(
+            direct.is_none(),
+            "a misaligned direct write was not refused"
+        );
+        let got = std::fs::read(&path).unwrap();
+        assert_eq!(&got[1..], &data[1..]);
+    }
+
+    /// A write error reaches the caller (here: the file is read-only for the thread).
+    #[test]
+    fn write_error_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ro.bin");
+        drop(File::create(&path).unwrap());
+        let ro = File::open(&path).unwrap();
+        let mut out = RangeOut::new(ro, &path, false).unwrap();
+        let mut failed = false;
+        for _ in 0..(QUEUE + 8) {
+            if out.put(vec![1u8; STAGE]).is_err() {
+                failed = true;
+                break;
+            }
+        }
+        assert!(failed || out.finish(&[]).is_err());
+    }
+}
