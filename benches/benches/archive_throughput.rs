@@ -244,13 +244,17 @@ fn main() {
                     chunk[used..used + k].copy_from_slice(&rest[..k]);
                     (used, rest) = (used + k, &rest[k..]);
                     if used == CHUNK {
-                        chunk = out.put(chunk).unwrap_or_else(|e| fail("write raw", e));
+                        chunk = out
+                            .put(chunk, Vec::new())
+                            .unwrap_or_else(|e| fail("write raw", e))
+                            .0;
                         used = 0;
                     }
                 }
             }
             chunk.truncate(used);
-            out.put(chunk).unwrap_or_else(|e| fail("write raw", e));
+            out.put(chunk, Vec::new())
+                .unwrap_or_else(|e| fail("write raw", e));
             out.finish(&[]).unwrap_or_else(|e| fail("sync raw", e));
         });
         let _ = std::fs::remove_file(&raw_path);

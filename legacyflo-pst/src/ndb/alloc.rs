@@ -5,10 +5,10 @@ use std::fs::File;
 use std::path::Path;
 
 use super::crc::{crc, signature};
-use super::out::RangeOut;
+use super::out::{RangeOut, Seal};
 use super::{
     AMAP_FIRST, AMAP_RANGE, Encoding, MAX_BLOCK_DATA, NbtEntry, PAGE, SubEntry, XBLOCK_FANOUT,
-    align_up, crypt,
+    align_up,
 };
 use crate::error::{Error, Result};
 
@@ -71,6 +71,8 @@ pub struct NdbWriter {
     encoding: Encoding,
     range_index: u64,
     buf: Vec<u8>,
+    /// Blocks of `buf` whose encoding and CRC the writer thread completes.
+    seals: Vec<Seal>,
     used: usize,
     free_total: u64,
     next_bid: u64,
@@ -123,11 +125,6 @@ fn put_u16(b: &mut [u8], at: usize, v: u16) {
         s.copy_from_slice(&v.to_le_bytes());
     }
 }
-fn put_u32(b: &mut [u8], at: usize, v: u32) {
-    if let Some(s) = b.get_mut(at..at + 4) {
-        s.copy_from_slice(&v.to_le_bytes());
-    }
-}
 fn put_u64(b: &mut [u8], at: usize, v: u64) {
     if let Some(s) = b.get_mut(at..at + 8) {
         s.copy_from_slice(&v.to_le_bytes());
@@ -152,12 +149,13 @@ impl NdbWriter {
     /// a [`RangeOut`] thread, with direct I/O when `direct_io` and the file system allow it.
     pub fn new(file: File, path: &Path, encoding: Encoding, direct_io: bool) -> Result<NdbWriter> {
         let mut out = RangeOut::new(file, path, direct_io)?;
-        out.put(vec![0u8; AMAP_FIRST as usize])?;
+        out.put(vec![0u8; AMAP_FIRST as usize], Vec::new())?;
         let mut w = NdbWriter {
             out,
             encoding,
             range_index: 0,
             buf: vec![0u8; AMAP_RANGE as usize],
+            seals: Vec::new(),
             used: 0,
             free_total: 0,
             next_bid: 1,
@@ -223,7 +221,8 @@ impl NdbWriter {
         let start = self.range_start();
         page_trailer(&mut self.buf[..PAGE], ptype::AMAP, 0, start);
         let full = std::mem::take(&mut self.buf);
-        self.buf = self.out.put(full)?;
+        let seals = std::mem::take(&mut self.seals);
+        (self.buf, self.seals) = self.out.put(full, seals)?;
         self.range_index += 1;
         Ok(())
     }
@@ -254,14 +253,8 @@ impl NdbWriter {
     pub fn write_block(&mut self, data: &[u8], internal: bool) -> Result<u64> {
         let len = data.len();
         let pos = self.block_space(len)?;
-        let encode = !internal && self.encoding == Encoding::Permute;
-        let b = &mut self.buf[pos..pos + len];
-        if encode {
-            crypt::encode_into(b, data);
-        } else {
-            b.copy_from_slice(data);
-        }
-        Ok(self.seal_block(pos, len, internal, false))
+        self.buf[pos..pos + len].copy_from_slice(data);
+        Ok(self.seal_block(pos, len, internal, true))
     }
 
     /// Makes room for a block of at most `max_len` data bytes at the end of the range
@@ -285,8 +278,9 @@ impl NdbWriter {
     }
 
     /// Completes the block whose `len` data bytes are at `pos` (from
-    /// [`NdbWriter::block_space`]): encodes them in place when `encode` (external blocks
-    /// of a permute-encoded file), zeroes the padding, writes the trailer. Returns its id.
+    /// [`NdbWriter::block_space`]): zeroes the padding and writes the trailer, leaving the
+    /// encoding (when `encode`, for external blocks of a permute-encoded file) and the CRC
+    /// to the writer thread (a [`Seal`]). Returns its id.
     fn seal_block(&mut self, pos: usize, len: usize, internal: bool, encode: bool) -> u64 {
         let total = align_up(len as u64 + 16, 64) as usize;
         let ib = self.range_start() + pos as u64;
@@ -294,16 +288,16 @@ impl NdbWriter {
         self.mark(pos, total);
         let bid = self.new_bid(internal);
         let b = &mut self.buf[pos..pos + total];
-        if encode && !internal && self.encoding == Encoding::Permute {
-            crypt::encode(&mut b[..len]);
-        }
         let t = total - 16;
         b[len..t].fill(0);
-        let c = crc(&b[..len]);
         put_u16(b, t, len as u16);
         put_u16(b, t + 2, signature(ib, bid));
-        put_u32(b, t + 4, c);
         put_u64(b, t + 8, bid);
+        self.seals.push(Seal {
+            pos: pos as u32,
+            len: len as u16,
+            encode: encode && !internal && self.encoding == Encoding::Permute,
+        });
         self.bbt.push(PackedBlock::new(ib, len as u16, internal));
         bid
     }
