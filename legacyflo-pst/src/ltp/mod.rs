@@ -229,6 +229,19 @@ impl<'w> NodeCtx<'w> {
         Ok(nid)
     }
 
+    /// Makes an LTP subnode of data blocks already written (bid, size), in order; returns
+    /// its NID.
+    pub fn tree_subnode(&mut self, leaves: &[(u64, u64)]) -> Result<u32> {
+        let nid = self.new_nid(0x1F);
+        let bid = self.ndb.write_tree(leaves)?;
+        self.subs.push(SubEntry {
+            nid,
+            bid_data: bid,
+            bid_sub: 0,
+        });
+        Ok(nid)
+    }
+
     /// Writes the string `s` as an LTP subnode in UTF-16LE, converted block by block
     /// (no copy of the whole value); returns its NID.
     pub fn str_subnode(&mut self, s: &str) -> Result<u32> {

@@ -103,14 +103,21 @@ pub fn write_tc<'r>(
 
     let mut heap = Heap::new(0x7C);
     let count = rows.len();
-    let mut matrix = vec![0u8; count * row_size];
+    // The row matrix: in the heap when small, else a subnode written block by block as
+    // the rows come (a folder of 100,000 messages does not hold its matrix in memory).
+    let in_heap = count * row_size <= MAX_HEAP_ITEM;
+    let per_block = (MAX_BLOCK_DATA / row_size).max(1);
+    let mut chunk = vec![0u8; if in_heap { count } else { per_block } * row_size];
+    let mut in_chunk = 0usize;
+    let mut leaves: Vec<(u64, u64)> = Vec::new();
     let mut index = Vec::with_capacity(count * 8);
     let mut sorted: Vec<(u32, u32)> = Vec::with_capacity(count);
     for (n, row) in rows.enumerate() {
-        let base = n * row_size;
-        let Some(r) = matrix.get_mut(base..base + row_size) else {
+        let base = in_chunk * row_size;
+        let Some(r) = chunk.get_mut(base..base + row_size) else {
             continue;
         };
+        r.fill(0);
         r[0..4].copy_from_slice(&row.id.to_le_bytes());
         r[ib] |= 0xC0;
         for d in &descs {
@@ -136,6 +143,12 @@ pub fn write_tc<'r>(
             r[ib + d.bit as usize / 8] |= 0x80 >> (d.bit % 8);
         }
         sorted.push((row.id, n as u32));
+        in_chunk += 1;
+        if !in_heap && in_chunk == per_block {
+            let bid = ctx.ndb.write_block(&chunk, false)?;
+            leaves.push((bid, chunk.len() as u64));
+            in_chunk = 0;
+        }
     }
     sorted.sort_by_key(|s| s.0);
     for (id, n) in sorted {
@@ -144,15 +157,21 @@ pub fn write_tc<'r>(
     }
     let hid_index = bth::build(&mut heap, 4, 4, &index)?;
     drop(index);
-    let hnid_rows = if matrix.is_empty() {
-        0
-    } else if matrix.len() <= MAX_HEAP_ITEM {
-        heap.alloc(&matrix)?
+    let filled = chunk.get(..in_chunk * row_size).unwrap_or(&[]);
+    let hnid_rows = if in_heap {
+        if filled.is_empty() {
+            0
+        } else {
+            heap.alloc(filled)?
+        }
     } else {
-        let per_block = (MAX_BLOCK_DATA / row_size).max(1);
-        ctx.value_subnode(&matrix, per_block * row_size)?
+        if !filled.is_empty() {
+            let bid = ctx.ndb.write_block(filled, false)?;
+            leaves.push((bid, filled.len() as u64));
+        }
+        ctx.tree_subnode(&leaves)?
     };
-    drop(matrix);
+    drop(chunk);
     descs.sort_by_key(|d| d.tag);
     let mut info = Vec::with_capacity(22 + descs.len() * 8);
     info.push(0x7C);

@@ -23,14 +23,14 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
 /// Buffers queued for the writer thread before [`RangeOut::put`] waits: AMap ranges of
-/// 248 KiB come to about 8 MiB, two stages, so the writer keeps building blocks while a
-/// stage is on its way to the device.
-pub const QUEUE: usize = 32;
+/// 248 KiB come to about 3 MiB, more than a stage, so the writer keeps building blocks
+/// while a stage is on its way to the device.
+pub const QUEUE: usize = 12;
 /// Alignment of direct writes (offset, length and memory).
 const ALIGN: usize = 4096;
 /// Staging buffer size: one direct write. Large, because on a virtual machine every write
-/// that reaches the device costs an exit to the host (4 MiB: 300 per GB).
-const STAGE: usize = 4 << 20;
+/// that reaches the device costs an exit to the host (2 MiB: 500 per GB).
+const STAGE: usize = 2 << 20;
 
 /// A block in a buffer handed to [`RangeOut::put`] whose trailer still lacks its CRC:
 /// `len` data bytes at `pos`, permute-encoded first when `encode`. The CRC goes into the
