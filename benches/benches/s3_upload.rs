@@ -18,6 +18,11 @@
 //!
 //! Output: one line per case with MB/s (of message bytes, and of ZIP bytes for the
 //! sink) and peak RSS, and the ratio legacyflo / aws.
+//!
+//! `LEGACYFLO_BENCH_ONLY=stream-rss` runs only the last case (the streamed ZIP to
+//! `MemS3`), `LEGACYFLO_BENCH_RUNS` times (default 1), without moto; `LEGACYFLO_BENCH_WRAP`
+//! (a command and its arguments, split at spaces, e.g. `heaptrack -o /tmp/h`) runs the
+//! child under it.
 
 use std::io::Write;
 use std::process::Command;
@@ -156,7 +161,18 @@ fn stream_case(
     bucket: &str,
     mb: u64,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let out = Command::new(std::env::current_exe()?)
+    let exe = std::env::current_exe()?;
+    let wrap = std::env::var("LEGACYFLO_BENCH_WRAP").unwrap_or_default();
+    let mut wrap = wrap.split_whitespace();
+    let mut cmd = match wrap.next() {
+        Some(tool) => {
+            let mut c = Command::new(tool);
+            c.args(wrap).arg(&exe);
+            c
+        }
+        None => Command::new(&exe),
+    };
+    let out = cmd
         .env(CHILD, "stream")
         .env("LEGACYFLO_BENCH_ENDPOINT", endpoint)
         .env("LEGACYFLO_BENCH_BUCKET", bucket)
@@ -189,6 +205,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if std::env::var(CHILD).is_ok() {
         return child();
     }
+    let rss_mb = env_u64("LEGACYFLO_BENCH_RSS_MB", 5120);
+    if std::env::var("LEGACYFLO_BENCH_ONLY").is_ok_and(|v| v == "stream-rss") {
+        let discard = MemS3::start(Mode::Discard, &["lf-bench"])?;
+        for _ in 0..env_u64("LEGACYFLO_BENCH_RUNS", 1) {
+            stream_case("to MemS3 (discard)", &discard.endpoint, "lf-bench", rss_mb)?;
+        }
+        let stats = discard.stats();
+        println!(
+            "  MemS3: {} parts, {} without CRC32C, {} bad digests, up to {} in flight",
+            stats.parts, stats.parts_without_crc32c, stats.bad_digests, stats.max_parts_in_flight
+        );
+        return Ok(());
+    }
     let server = legacyflo_testkit::servers::s3_server();
     let moto = settings(&server.endpoint, &server.region);
     let discard = MemS3::start(Mode::Discard, &["lf-bench"])?;
@@ -208,7 +237,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let opts = UploadOptions::default();
 
     // 1. Peak RSS of a spool-file upload (the PST path), to the discarding server.
-    let rss_mb = env_u64("LEGACYFLO_BENCH_RSS_MB", 5120);
     let sparse = dir.path().join("sparse.zip");
     std::fs::File::create(&sparse)?.set_len(rss_mb << 20)?;
     let before = vm_hwm_kib();

@@ -25,6 +25,7 @@ mod download;
 mod error;
 mod objects;
 mod parts;
+mod pool;
 mod preflight;
 mod state;
 mod upload;
@@ -35,6 +36,7 @@ pub use download::{download_to_file, get_bytes, head};
 pub use error::{HttpStatus, S3Error, S3Result};
 pub use objects::{delete_object, delete_prefix, list_keys};
 pub use parts::{ListedPart, PartRecord, list_parts, upload_exists, verify_parts};
+pub use pool::BufferPool;
 pub use preflight::{Access, check_bucket};
 pub use state::S3StateStore;
 pub use upload::{

@@ -8,13 +8,14 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use tokio::io::AsyncReadExt;
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
 use crate::error::{S3Error, S3Result};
 use crate::parts::PartRecord;
+use crate::pool::BufferPool;
 
 /// Smallest part size used (S3 accepts 5 MiB; 8 MiB is the AWS CLI's default).
 pub const MIN_PART_SIZE: usize = 8 * 1024 * 1024;
@@ -29,7 +30,8 @@ pub struct UploadOptions {
     /// Bytes per part, clamped to [`MIN_PART_SIZE`]..=[`MAX_PART_SIZE`].
     pub part_size: usize,
     /// Parts uploaded at once (at least 1). Memory held is about
-    /// `(in_flight + 1) * part_size`.
+    /// `(in_flight + 1) * part_size`: an upload allocates that many part buffers at most
+    /// and reuses them for all its parts.
     pub in_flight: usize,
     /// `Content-Type` of the object.
     pub content_type: Option<String>,
@@ -109,7 +111,10 @@ pub struct MultipartUpload {
     pub(crate) upload_id: Option<String>,
     pub(crate) part_size: usize,
     pub(crate) in_flight: usize,
-    pub(crate) buf: BytesMut,
+    /// The part being filled (a buffer of `pool`, or empty before the first write).
+    pub(crate) buf: Vec<u8>,
+    /// The part buffers, reused for every part.
+    pub(crate) pool: BufferPool,
     pub(crate) next_part: i32,
     pub(crate) running: JoinSet<S3Result<PartRecord>>,
     pub(crate) done: Vec<PartRecord>,
@@ -171,7 +176,8 @@ impl MultipartUpload {
             upload_id: Some(upload_id),
             part_size,
             in_flight: options.in_flight.max(1),
-            buf: BytesMut::with_capacity(part_size),
+            buf: Vec::new(),
+            pool: BufferPool::new(part_size, options.in_flight.max(1) + 1),
             next_part: 1,
             running: JoinSet::new(),
             done: Vec::new(),
@@ -196,14 +202,16 @@ impl MultipartUpload {
     /// [`rewind`](Self::rewind)ed).
     pub async fn write(&mut self, mut data: &[u8]) -> S3Result<()> {
         while !data.is_empty() {
+            if self.buf.capacity() < self.part_size {
+                self.refill().await;
+            }
             let room = self.part_size - self.buf.len();
             let n = room.min(data.len());
             self.buf.extend_from_slice(&data[..n]);
             data = &data[n..];
             self.bytes += n as u64;
             if self.buf.len() == self.part_size {
-                let part = self.buf.split().freeze();
-                self.buf.reserve(self.part_size);
+                let part = self.take_part();
                 if let Err(e) = self.send_part(part).await {
                     if !self.retained {
                         self.abort_now().await;
@@ -213,6 +221,23 @@ impl MultipartUpload {
             }
         }
         Ok(())
+    }
+
+    /// The filled bytes as a part, lent to the SDK from the pool; `buf` is left empty.
+    fn take_part(&mut self) -> Bytes {
+        self.pool.lend(std::mem::take(&mut self.buf))
+    }
+
+    /// Makes `buf` a whole part buffer of the pool, keeping its bytes: a free one, a new
+    /// one while fewer than `in_flight + 1` exist, else the next one a finished part gives
+    /// back (at most `in_flight` parts hold one, so one is free or on its way back).
+    async fn refill(&mut self) {
+        let next = match self.pool.try_get() {
+            Some(b) => b,
+            None => self.pool.wait().await,
+        };
+        let old = std::mem::replace(&mut self.buf, next);
+        self.buf.extend_from_slice(&old);
     }
 
     pub(crate) async fn send_part(&mut self, part: Bytes) -> S3Result<()> {
@@ -301,7 +326,7 @@ impl MultipartUpload {
 
     async fn complete_inner(&mut self) -> S3Result<Uploaded> {
         if !self.buf.is_empty() || self.next_part == 1 {
-            let part = self.buf.split().freeze();
+            let part = self.take_part();
             self.send_part(part).await?;
         }
         while !self.running.is_empty() {

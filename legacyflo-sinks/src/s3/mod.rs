@@ -7,8 +7,13 @@
 //! of `<dir>/<name>.zip`, the content-list rows into another of `<dir>/<name>.csv`. Both
 //! are cut into parts of the upload's part size (8 MiB by default, 8–64 MiB) as they
 //! grow; each part carries its CRC32C (`x-amz-checksum-crc32c`), which S3 verifies, and
-//! several are in flight at once ([`STREAM_IN_FLIGHT`] by default): memory stays at about
-//! `(in flight + 3) × part size` plus the central directory (about 150 bytes per entry).
+//! several are in flight at once ([`STREAM_IN_FLIGHT`] by default). Memory is bounded
+//! whatever the output's size: each upload reuses at most `in flight + 1` part buffers
+//! for all its parts (the content list's rarely needs more than two), a commit copies the
+//! tails of both streams into one of two reused buffers (kept until the next commit for a
+//! rollback), and the entries are compressed on a fixed set of threads (see
+//! `zip/compress.rs`), at most 16 MiB of messages at once; add the central directory
+//! (about 150 bytes per entry).
 //!
 //! # Commits, checkpoints and what is stored where
 //! [`commit`](legacyflo_core::Sink::commit) waits until every part sent so far is

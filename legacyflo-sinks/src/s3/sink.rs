@@ -19,8 +19,8 @@ use super::stream::StreamZip;
 
 /// Default free space the spool must have before a run starts.
 pub const DEFAULT_MIN_FREE: u64 = 1 << 30;
-/// Parts of a streamed ZIP in flight by default: with 8 MiB parts the stream holds about
-/// 6 parts (in flight, the one filling, the committed tail), under 150 MB in all.
+/// Parts of a streamed ZIP in flight by default: with 8 MiB parts the ZIP's upload holds
+/// at most 5 part buffers (in flight and the one filling), reused for every part.
 pub const STREAM_IN_FLIGHT: usize = 4;
 /// Default cap of a streamed ZIP volume: 48 GiB of messages (uncompressed), the
 /// service's limit for a ZIP of `.eml`.

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use legacyflo_core::codec::EntryMeta;
 use legacyflo_core::contentlist::{header_bytes, row_bytes};
 use legacyflo_core::{FolderPath, Message, Output, OutputKind};
-use legacyflo_s3::{MultipartUpload, S3Error};
+use legacyflo_s3::{BufferPool, MAX_PART_SIZE, MIN_PART_SIZE, MultipartUpload, S3Error};
 use tracing::{debug, info, warn};
 
 use super::BACKEND;
@@ -51,6 +51,17 @@ pub(super) struct Volume {
     committed_csv_tail: Bytes,
     dirty: bool,
     broken: bool,
+    /// The buffers of the state objects a commit writes (see [`scratch`]).
+    scratch: BufferPool,
+}
+
+/// The buffers of a volume's commits, which hold the tails and the new central-directory
+/// records: two (the committed tails are kept, as slices, until the next commit), each
+/// sized for two whole part buffers (the most the tails can hold) and a megabyte of
+/// records, reused so that commits allocate nothing large.
+fn scratch(target: &Target) -> BufferPool {
+    let part = target.upload.part_size.clamp(MIN_PART_SIZE, MAX_PART_SIZE);
+    BufferPool::new(2 * part + (1 << 20), 2)
 }
 
 impl Volume {
@@ -58,7 +69,6 @@ impl Volume {
     pub(super) fn create(target: Target, number: u32, keys: HashSet<u128>) -> Volume {
         let header = header_bytes();
         Volume {
-            target,
             number,
             zip: None,
             csv: None,
@@ -92,6 +102,8 @@ impl Volume {
             committed_csv_tail: Bytes::from(header),
             dirty: true,
             broken: false,
+            scratch: scratch(&target),
+            target,
         }
     }
 
@@ -189,11 +201,23 @@ impl Volume {
         };
         zip.settle().await.map_err(s3err)?;
         csv.settle().await.map_err(s3err)?;
-        let zip_tail = Bytes::copy_from_slice(zip.pending());
-        let csv_tail = Bytes::copy_from_slice(csv.pending());
-        let mut tail = Vec::with_capacity(zip_tail.len() + csv_tail.len());
-        tail.extend_from_slice(&zip_tail);
-        tail.extend_from_slice(&csv_tail);
+        // One copy of both tails and of the new central-directory records, in a reused
+        // buffer: the tails are sent as the tail object and kept (as slices) for a
+        // rollback, the records as their object.
+        let start = usize::try_from(self.committed.cd_len)
+            .unwrap_or(usize::MAX)
+            .min(self.cd.len());
+        let delta = &self.cd[start..];
+        let split = zip.pending().len();
+        let end = split + csv.pending().len();
+        let mut buf = self.scratch.get();
+        buf.reserve(end + delta.len());
+        buf.extend_from_slice(zip.pending());
+        buf.extend_from_slice(csv.pending());
+        buf.extend_from_slice(delta);
+        let buf = self.scratch.lend(buf);
+        let tail = buf.slice(..end);
+        let (zip_tail, csv_tail) = (buf.slice(..split), buf.slice(split..end));
         let tail_crc = crc32c::crc32c(&tail);
         let t = &self.target;
         let o = t.options(self.number, "application/octet-stream");
@@ -201,26 +225,16 @@ impl Volume {
             &t.client,
             &t.bucket,
             &t.tail_key(self.number, seq),
-            Bytes::from(tail),
+            tail,
             &o,
         )
         .await
         .map_err(s3err)?;
-        let start = usize::try_from(self.committed.cd_len)
-            .unwrap_or(usize::MAX)
-            .min(self.cd.len());
-        let delta = &self.cd[start..];
         if !delta.is_empty() {
             let key = t.cd_key(self.number, self.committed.cd_len);
-            legacyflo_s3::put_bytes(
-                &t.client,
-                &t.bucket,
-                &key,
-                Bytes::copy_from_slice(delta),
-                &o,
-            )
-            .await
-            .map_err(s3err)?;
+            legacyflo_s3::put_bytes(&t.client, &t.bucket, &key, buf.slice(end..), &o)
+                .await
+                .map_err(s3err)?;
         }
         let cd_crc = crc32c::crc32c_append(self.committed.cd_crc, delta);
         let mut folders: Vec<FolderCount> = self
@@ -484,6 +498,7 @@ impl Volume {
             committed: state,
             dirty: false,
             broken: false,
+            scratch: scratch(&target),
             target,
         })
     }

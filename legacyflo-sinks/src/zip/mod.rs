@@ -53,6 +53,7 @@
 //! copy of the central directory), so it also holds across a resume.
 
 mod archive;
+mod compress;
 pub(crate) mod format;
 pub(crate) mod pipeline;
 mod sink;

@@ -1,7 +1,7 @@
 //! The part of the ZIP sinks that does not depend on where the archive goes: entry names
 //! and ordinals, duplicate detection, entry comments, and the parallel compression of
-//! entries, appended in write order to an [`EntryArchive`] (a local file, or a multipart
-//! upload to S3).
+//! entries (on the compression threads of [`super::compress`]), appended in write order
+//! to an [`EntryArchive`] (a local file, or a multipart upload to S3).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -55,7 +55,7 @@ struct Pending {
     message: Message,
     key: u128,
     ordinal: u64,
-    task: tokio::task::JoinHandle<std::io::Result<Entry>>,
+    task: tokio::sync::oneshot::Receiver<std::io::Result<Entry>>,
 }
 
 /// What a write decided before compressing.
@@ -69,7 +69,7 @@ enum Prepared {
     },
 }
 
-/// Entries being compressed on the blocking pool, appended in write order.
+/// Entries being compressed, appended in write order.
 #[derive(Debug)]
 pub(crate) struct Pipeline {
     inflight: VecDeque<Pending>,
@@ -167,7 +167,7 @@ impl Pipeline {
         let raw = message.raw.clone();
         let date = message.internal_date;
         let entry_name = name.clone();
-        let task = tokio::task::spawn_blocking(move || Entry::new(entry_name, comment, &raw, date));
+        let task = super::compress::spawn(move || Entry::new(entry_name, comment, &raw, date));
         self.inflight.push_back(Pending {
             message: message.clone(),
             key,
@@ -200,11 +200,11 @@ impl Pipeline {
                 archive.set_broken();
                 return Err(SinkError::io(archive.backend(), "compress", e));
             }
-            Err(e) => {
+            Err(_) => {
                 archive.set_broken();
                 return Err(SinkError::misuse(
                     archive.backend(),
-                    format!("compression task failed: {e}"),
+                    "compression task failed",
                 ));
             }
         };
@@ -223,11 +223,10 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Drops the entries still compressing (they belong to discarded writes).
+    /// Drops the entries still compressing (they belong to discarded writes; those not
+    /// started yet are skipped).
     pub(crate) fn forget(&mut self) {
-        for p in self.inflight.drain(..) {
-            p.task.abort();
-        }
+        self.inflight.clear();
         self.inflight_keys.clear();
         self.inflight_bytes = 0;
         self.next_ordinals.clear();
