@@ -8,7 +8,7 @@ use super::crc::{crc, signature};
 use super::out::{RangeOut, Seal};
 use super::{
     AMAP_FIRST, AMAP_RANGE, Encoding, MAX_BLOCK_DATA, NbtEntry, PAGE, SubEntry, XBLOCK_FANOUT,
-    align_up,
+    align_up, crypt,
 };
 use crate::error::{Error, Result};
 
@@ -253,7 +253,14 @@ impl NdbWriter {
     pub fn write_block(&mut self, data: &[u8], internal: bool) -> Result<u64> {
         let len = data.len();
         let pos = self.block_space(len)?;
-        self.buf[pos..pos + len].copy_from_slice(data);
+        let encode = !internal && self.encoding == Encoding::Permute;
+        let b = &mut self.buf[pos..pos + len];
+        if encode && self.out.seals_here() {
+            // One pass (copy and encode) where the seal is applied in this thread anyway.
+            crypt::encode_into(b, data);
+            return Ok(self.seal_block(pos, len, internal, false));
+        }
+        b.copy_from_slice(data);
         Ok(self.seal_block(pos, len, internal, true))
     }
 

@@ -72,6 +72,9 @@ pub struct RangeOut {
     thread: Option<JoinHandle<io::Result<Tail>>>,
     file: File,
     pos: u64,
+    /// Seal in the caller's thread: when the process may run on one CPU only, the writer
+    /// thread would just take turns with it, and each hand-over costs a switch.
+    seal_here: bool,
 }
 
 /// What the thread leaves for [`RangeOut::finish`]: the unaligned end of the stream.
@@ -99,7 +102,14 @@ impl RangeOut {
             thread: Some(thread),
             file,
             pos: 0,
+            seal_here: std::thread::available_parallelism().is_ok_and(|n| n.get() == 1),
         })
+    }
+
+    /// Whether [`RangeOut::put`] applies the seals in the caller's thread (the process may
+    /// run on one CPU only); the caller may then as well encode as it copies.
+    pub fn seals_here(&self) -> bool {
+        self.seal_here
     }
 
     /// Bytes handed over so far (the next byte's file offset).
@@ -111,8 +121,17 @@ impl RangeOut {
     /// `seals` to it, and returns a buffer of the same length to fill next and an empty
     /// list for its seals: ones the thread is done with, or new ones. Fails with the
     /// thread's error once a write has failed.
-    pub fn put(&mut self, buf: Vec<u8>, seals: Vec<Seal>) -> io::Result<(Vec<u8>, Vec<Seal>)> {
+    pub fn put(
+        &mut self,
+        mut buf: Vec<u8>,
+        mut seals: Vec<Seal>,
+    ) -> io::Result<(Vec<u8>, Vec<Seal>)> {
         let len = buf.len();
+        if self.seal_here {
+            for s in seals.drain(..) {
+                s.apply(&mut buf);
+            }
+        }
         self.pos += len as u64;
         let sent = match &self.tx {
             Some(tx) => tx.send((buf, seals)).is_ok(),
