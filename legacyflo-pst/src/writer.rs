@@ -165,7 +165,7 @@ impl Volume {
         rgnid[14] = folders_last;
         rgnid[15] = folders_last;
         let crypt = options.encoding.crypt_method();
-        let (_file, totals) = self
+        let totals = self
             .ndb
             .finish(|t| unicode_header(t, crypt, &rgnid, 1))
             .map_err(|e| with_path(e, &self.path))?;

@@ -455,11 +455,8 @@ impl NdbWriter {
     }
 
     /// Writes the B-trees, the last AMap range and the header area, and syncs the file;
-    /// returns it with the totals.
-    pub fn finish(
-        mut self,
-        header: impl FnOnce(&NdbTotals) -> Vec<u8>,
-    ) -> Result<(File, NdbTotals)> {
+    /// returns the totals.
+    pub fn finish(mut self, header: impl FnOnce(&NdbTotals) -> Vec<u8>) -> Result<NdbTotals> {
         let mut nbt = std::mem::take(&mut self.nbt);
         nbt.sort_unstable_by_key(|e| e.nid);
         let nbt_root = super::btree::write_btree(&mut self, ptype::NBT, 32, nbt.len(), |i| {
@@ -509,7 +506,7 @@ impl NdbWriter {
             let d = &mut area[0x4200..0x4400];
             page_trailer(d, ptype::DLIST, signature(0x4200, dlist_bid), dlist_bid);
         }
-        let (file, _direct) = self.out.finish(&area)?;
-        Ok((file, totals))
+        self.out.finish(&area)?;
+        Ok(totals)
     }
 }

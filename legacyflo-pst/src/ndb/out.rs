@@ -152,15 +152,15 @@ impl RangeOut {
     }
 
     /// Waits for the thread, writes its unaligned tail, then `head` at offset 0 (the header
-    /// area, through the page cache) and syncs the file. Returns the file and whether every
-    /// aligned write went direct.
-    pub fn finish(mut self, head: &[u8]) -> io::Result<(File, bool)> {
+    /// area, through the page cache) and syncs the file. Returns whether every aligned write
+    /// went direct.
+    pub fn finish(mut self, head: &[u8]) -> io::Result<bool> {
         let tail = self.stop()?;
         write_at(&self.file, &tail.bytes, tail.at)?;
         write_at(&self.file, head, 0)?;
         self.file.sync_all()?;
         tracing::debug!(direct = tail.direct, bytes = self.pos, "PST file written");
-        Ok((self.file.try_clone()?, tail.direct))
+        Ok(tail.direct)
     }
 
     /// Closes the queue and joins the thread (every queued buffer is written first).
@@ -305,7 +305,7 @@ mod tests {
         let head = [0xAB; 100];
         let n = head.len().min(expect.len());
         expect[..n].copy_from_slice(&head[..n]);
-        let (_, direct) = out.finish(&head[..n]).unwrap();
+        let direct = out.finish(&head[..n]).unwrap();
         let got = std::fs::read(&path).unwrap();
         assert_eq!(got.len(), expect.len());
         assert!(got == expect, "file differs from the stream");
