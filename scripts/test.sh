@@ -32,9 +32,22 @@ echo "servers ready in $((SECONDS - start)) s"
 # shellcheck disable=SC1091
 . "$TEST_INFRA_DIR/env"
 
-section "cargo test --workspace --locked${*:+ $*}"
+# Free space matters: the PST suite writes a 4.4 GB file (under the roomiest of the temp
+# dir and /dev/shm). Printed before and after, so a full disk is visible in the log.
+disk() { df -h "${TMPDIR:-/tmp}" /dev/shm . 2>/dev/null | awk '!seen[$0]++' || true; }
+section "disk before the tests"
+disk
+
+# --no-fail-fast: every test binary runs, so one failure does not hide the others;
+# cargo still exits non-zero when anything failed. (Dropped from the extra arguments,
+# where cargo would refuse it twice.)
+args=()
+for a in "$@"; do [ "$a" = --no-fail-fast ] || args+=("$a"); done
+set -- ${args[@]+"${args[@]}"}
+section "cargo test --workspace --locked --no-fail-fast${*:+ $*}"
 status=0
-cargo test --workspace --locked "$@" </dev/null || status=$?
+cargo test --workspace --locked --no-fail-fast "$@" </dev/null || status=$?
 
 section "cargo test finished with exit status $status"
+disk
 exit "$status"

@@ -47,7 +47,8 @@ fn big_binary_message(seed: u64, size: usize) -> Vec<u8> {
 /// B-trees; checked by outlook-pst, pypff and our reader. Takes about a minute.
 #[test]
 fn file_over_4_3_gb_is_valid() {
-    let dir = tempfile::tempdir().unwrap();
+    // The file is 4.4 GB; leave room for the readers' own temporaries.
+    let dir = roomy_tempdir(5_000_000_000);
     let p = dir.path().join("big.pst");
     let raw = big_binary_message(1, 96 * 1024 * 1024);
     let mut w = PstWriter::create(

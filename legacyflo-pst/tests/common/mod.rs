@@ -371,3 +371,73 @@ pub fn pffinfo_encryption(path: &Path) -> String {
         })
         .unwrap_or_default()
 }
+
+/// Free bytes on the file system holding `dir` (`df`'s available figure), or `None` when
+/// `dir` does not exist or `df` cannot tell.
+fn free_bytes(dir: &Path) -> Option<u64> {
+    let out = Command::new("df")
+        .args(["-B1", "--output=avail"])
+        .arg(dir)
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .nth(1)?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// A temporary directory with at least `need` bytes free, for tests that write multi-GB
+/// files. `LEGACYFLO_BIG_TEST_DIR` names the parent to use; otherwise the candidate with the
+/// most room among the system temp dir, `/dev/shm` (RAM-backed, where `O_DIRECT` is refused
+/// and the writer's page-cache fallback is used) and `target/` wins. Fails the test, naming
+/// every candidate and its free space, when none has room: a CI machine whose disk is nearly
+/// full must say so, not fail later with `ENOSPC` halfway through the file.
+pub fn roomy_tempdir(need: u64) -> tempfile::TempDir {
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    if let Some(d) = std::env::var_os("LEGACYFLO_BIG_TEST_DIR") {
+        candidates.push(PathBuf::from(d));
+    } else {
+        candidates.push(std::env::temp_dir());
+        candidates.push(PathBuf::from("/dev/shm"));
+        candidates.push(PathBuf::from(env!("CARGO_TARGET_TMPDIR")));
+    }
+    let mut seen = Vec::new();
+    let mut best: Option<(u64, PathBuf)> = None;
+    for c in candidates {
+        let free = free_bytes(&c);
+        seen.push(format!(
+            "{}: {}",
+            c.display(),
+            free.map_or("unknown".to_string(), |f| format!(
+                "{:.1} GB free",
+                f as f64 / 1e9
+            ))
+        ));
+        if let Some(f) = free
+            && best.as_ref().is_none_or(|(b, _)| f > *b)
+        {
+            best = Some((f, c));
+        }
+    }
+    match best {
+        Some((free, dir)) if free >= need => {
+            eprintln!(
+                "big-file test writes under {} ({:.1} GB free)",
+                dir.display(),
+                free as f64 / 1e9
+            );
+            tempfile::tempdir_in(&dir).unwrap()
+        }
+        _ => panic!(
+            "this test needs {:.1} GB of free space and no candidate has it ({}); free some \
+             space or set LEGACYFLO_BIG_TEST_DIR",
+            need as f64 / 1e9,
+            seen.join(", ")
+        ),
+    }
+}
