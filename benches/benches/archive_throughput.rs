@@ -236,7 +236,8 @@ fn main() {
             let mut out = legacyflo_pst::ndb::out::RangeOut::new(f, &raw_path, true)
                 .unwrap_or_else(|e| fail("raw writer", e));
             const CHUNK: usize = 253_952;
-            let (mut chunk, mut used) = (vec![0u8; CHUNK], 0usize);
+            let (mut chunk, mut used) =
+                (legacyflo_pst::ndb::out::PageBuf::zeroed(CHUNK, 0), 0usize);
             while fr.next().is_some() {
                 let mut rest = fr.buf.as_slice();
                 while !rest.is_empty() {

@@ -192,3 +192,32 @@ fn utf16_into_long_ascii_runs_match_std() {
         assert_eq!(got, want, "size {size}");
     }
 }
+
+/// The widening that encodes as it goes writes exactly the permute encoding of what the
+/// plain one writes, consumes the same, and leaves the bytes past what it wrote alone: long
+/// ASCII runs (the fused 32-byte path), non-ASCII characters between them, pieces of every
+/// size around the 64-byte output of one step.
+#[test]
+fn utf16_into_encoded_is_the_encoding_of_utf16_into() {
+    let mut s = String::new();
+    for n in [0usize, 1, 31, 32, 33, 63, 64, 65, 100, 200, 4000] {
+        s.extend((0..n).map(|i| char::from(b' ' + (i % 95) as u8)));
+        s.push('ü');
+        s.push('\0');
+        s.push('😀');
+        s.push('日');
+    }
+    for size in (4..=140).chain([1000, 8176, 20_000]) {
+        let mut rest = s.as_str();
+        while !rest.is_empty() {
+            let mut plain = vec![0xEEu8; size];
+            let mut enc = vec![0xEEu8; size];
+            let (u1, w1) = legacyflo_pst::ltp::utf16_into(rest, &mut plain);
+            let (u2, w2) = legacyflo_pst::ltp::utf16_into_encoded(rest, &mut enc);
+            assert_eq!((u1, w1), (u2, w2), "size {size}");
+            legacyflo_pst::ndb::crypt::encode(&mut plain[..w1]);
+            assert_eq!(plain, enc, "size {size}");
+            rest = &rest[u1..];
+        }
+    }
+}

@@ -226,6 +226,48 @@ fn corpus_no_encryption_judged_by_external_readers() {
     check_corpus(Encoding::None);
 }
 
+/// Where the process may use one CPU only, the writer seals blocks in its own thread and
+/// encodes as it copies and widens (other code paths than on several CPUs): the same
+/// corpus, written under `taskset -c 0` by a child process, passes the same readers.
+#[test]
+fn corpus_permute_on_one_cpu_judged_by_external_readers() {
+    require_tool("taskset");
+    let exe = std::env::current_exe().unwrap();
+    let out = std::process::Command::new("taskset")
+        .args(["-c", "0"])
+        .arg(&exe)
+        .args([
+            "--exact",
+            "corpus_permute_one_cpu_child",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "child failed:\n{text}");
+    assert!(
+        text.contains("1 passed"),
+        "the child test did not run:\n{text}"
+    );
+}
+
+#[test]
+#[ignore = "run by corpus_permute_on_one_cpu_judged_by_external_readers under taskset"]
+fn corpus_permute_one_cpu_child() {
+    assert_eq!(
+        std::thread::available_parallelism().unwrap().get(),
+        1,
+        "not restricted to one CPU"
+    );
+    check_corpus(Encoding::Permute);
+}
+
 /// outlook-pst 1.2.0 cannot open embedded-message attachments even in files Microsoft
 /// wrote; this pins that behaviour so the exemption in `outlook_walk` stays justified.
 #[test]

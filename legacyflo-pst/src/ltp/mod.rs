@@ -124,17 +124,36 @@ pub fn utf16(s: &str) -> Vec<u8> {
 /// widened 32 bytes at a time with AVX2, else eight at a time; other characters are
 /// decoded one at a time.
 pub fn utf16_into(s: &str, out: &mut [u8]) -> (usize, usize) {
+    utf16_into_with(s, out, false)
+}
+
+/// [`utf16_into`], with the bytes written permute-encoded ([`crate::ndb::crypt`]): runs of
+/// ASCII are widened and encoded in one pass, the rest is encoded after it is written.
+pub fn utf16_into_encoded(s: &str, out: &mut [u8]) -> (usize, usize) {
+    utf16_into_with(s, out, true)
+}
+
+fn utf16_into_with(s: &str, out: &mut [u8], encode: bool) -> (usize, usize) {
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let bytes = s.as_bytes();
     let (mut i, mut o) = (0, 0);
+    // With `encode`: out[..plain] is encoded, out[plain..o] still to be.
+    let mut plain = 0;
     loop {
         // Runs of ASCII 32 bytes at a time with AVX2 where the CPU has it.
-        #[cfg(target_arch = "x86_64")]
-        if let (Some(src), Some(dst)) = (bytes.get(i..), out.get_mut(o..)) {
-            let n = crate::ndb::simd::widen_ascii(dst, src);
-            i += n;
-            o += 2 * n;
-        }
+        let n = match bytes.get(i..) {
+            Some(src) if encode => {
+                crate::ndb::crypt::encode(out.get_mut(plain..o).unwrap_or(&mut []));
+                let dst = out.get_mut(o..).unwrap_or(&mut []);
+                let n = crate::ndb::crypt::widen_ascii_encoded(dst, src);
+                plain = o + 2 * n;
+                n
+            }
+            Some(src) => widen(out.get_mut(o..).unwrap_or(&mut []), src),
+            None => 0,
+        };
+        i += n;
+        o += 2 * n;
         while let (Some(src), Some(dst)) = (bytes.get(i..i + 8), out.get_mut(o..o + 16)) {
             let Ok(word) = <[u8; 8]>::try_from(src) else {
                 break;
@@ -189,7 +208,24 @@ pub fn utf16_into(s: &str, out: &mut [u8]) -> (usize, usize) {
         i += c.len_utf8();
         o += units.len() * 2;
     }
+    if encode {
+        crate::ndb::crypt::encode(out.get_mut(plain..o).unwrap_or(&mut []));
+    }
     (i, o)
+}
+
+/// Widens leading all-ASCII 32-byte blocks with AVX2 where the CPU has it; bytes of `src`
+/// done.
+fn widen(dst: &mut [u8], src: &[u8]) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    {
+        crate::ndb::simd::widen_ascii(dst, src)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (dst, src);
+        0
+    }
 }
 
 /// Where a node's large values go: its subnode list, with a local NID counter.

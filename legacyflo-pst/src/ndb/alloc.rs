@@ -5,7 +5,7 @@ use std::fs::File;
 use std::path::Path;
 
 use super::crc::{crc, signature};
-use super::out::{RangeOut, Seal};
+use super::out::{PageBuf, RangeOut, Seal};
 use super::{
     AMAP_FIRST, AMAP_RANGE, Encoding, MAX_BLOCK_DATA, NbtEntry, PAGE, SubEntry, XBLOCK_FANOUT,
     align_up, crypt,
@@ -70,7 +70,7 @@ pub struct NdbWriter {
     out: RangeOut,
     encoding: Encoding,
     range_index: u64,
-    buf: Vec<u8>,
+    buf: PageBuf,
     /// Blocks of `buf` whose encoding and CRC the writer thread completes.
     seals: Vec<Seal>,
     used: usize,
@@ -149,12 +149,12 @@ impl NdbWriter {
     /// a [`RangeOut`] thread, with direct I/O when `direct_io` and the file system allow it.
     pub fn new(file: File, path: &Path, encoding: Encoding, direct_io: bool) -> Result<NdbWriter> {
         let mut out = RangeOut::new(file, path, direct_io)?;
-        out.put(vec![0u8; AMAP_FIRST as usize], Vec::new())?;
+        out.put(PageBuf::zeroed(AMAP_FIRST as usize, 0), Vec::new())?;
         let mut w = NdbWriter {
             out,
             encoding,
             range_index: 0,
-            buf: vec![0u8; AMAP_RANGE as usize],
+            buf: PageBuf::zeroed(AMAP_RANGE as usize, AMAP_FIRST),
             seals: Vec::new(),
             used: 0,
             free_total: 0,
@@ -340,8 +340,14 @@ impl NdbWriter {
             let room = MAX_BLOCK_DATA.min(rest.len().saturating_mul(2));
             let pos = self.block_space(room)?;
             let dst = self.buf.get_mut(pos..pos + room).unwrap_or(&mut []);
-            let (used, written) = crate::ltp::utf16_into(rest, dst);
-            let bid = self.seal_block(pos, written, false, true);
+            // Encoded as it is widened where the seal is applied in this thread anyway.
+            let encode_now = self.encoding == Encoding::Permute && self.out.seals_here();
+            let (used, written) = if encode_now {
+                crate::ltp::utf16_into_encoded(rest, dst)
+            } else {
+                crate::ltp::utf16_into(rest, dst)
+            };
+            let bid = self.seal_block(pos, written, false, !encode_now);
             leaves.push((bid, written as u64));
             rest = rest.get(used..).unwrap_or("");
             if rest.is_empty() {

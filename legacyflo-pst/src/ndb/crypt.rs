@@ -49,6 +49,21 @@ pub fn encode_into(dst: &mut [u8], src: &[u8]) {
     );
 }
 
+/// Widens the leading 32-byte blocks of `src` that are all ASCII to UTF-16LE in `dst`,
+/// permute-encoded in the same pass (see [`super::simd::widen_ascii_encoded`]); returns the
+/// bytes of `src` done (a multiple of 32; 0 without AVX2).
+pub fn widen_ascii_encoded(dst: &mut [u8], src: &[u8]) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    {
+        super::simd::widen_ascii_encoded(dst, src, &ENCODE)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (dst, src);
+        0
+    }
+}
+
 /// The AVX2 path of [`encode_into`] where available: bytes done (a multiple of 32).
 #[cfg(target_arch = "x86_64")]
 fn simd_substitute_into(dst: &mut [u8], src: &[u8], table: &[u8; 256]) -> usize {

@@ -6,6 +6,7 @@ pub mod crc;
 pub mod crypt;
 pub mod header;
 pub mod out;
+pub mod page_buf;
 #[cfg(target_arch = "x86_64")]
 pub mod simd;
 

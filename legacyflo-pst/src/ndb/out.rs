@@ -4,33 +4,37 @@
 //! The writer hands over whole buffers (AMap ranges, no copy) with the blocks in them still
 //! to be sealed ([`Seal`]: permute-encoded where asked, then their CRC written into the
 //! trailer), so that this byte-wise work runs beside the building of the next blocks on a
-//! second core. The thread seals, then gathers the buffers into
-//! a 4 KiB-aligned staging buffer and writes it with `O_DIRECT` where the file system allows
-//! it (Linux): the data goes from that buffer to the device, without a copy into the page
-//! cache, without filling the cache with a file nobody reads back soon, and without one long
-//! flush at the end. Where direct I/O is refused (tmpfs, other systems, `direct_io` off), the
-//! same thread writes through the page cache. The last partial 4 KiB and the header area are
-//! written through the page cache at [`RangeOut::finish`], which then syncs the file.
+//! second core. Buffers are [`PageBuf`]s, placed in memory so that their bytes at 4 KiB
+//! file offsets sit at 4 KiB addresses: the thread writes the aligned middle of each buffer
+//! straight from where it was filled, gathering about [`BATCH`] bytes of consecutive
+//! buffers into one vectored `O_DIRECT` write (`pwritev`) where the file system allows it
+//! (Linux). Only the 4 KiB blocks that straddle two buffers are copied, into small aligned
+//! edge blocks. The data goes to the device without a copy into the page cache, without
+//! filling the cache with a file nobody reads back soon, and without one long flush at the
+//! end. Where direct I/O is refused (tmpfs, other systems, `direct_io` off), the thread
+//! writes each buffer through the page cache as it comes. The last partial 4 KiB and the
+//! header area are written through the page cache at [`RangeOut::finish`], which then syncs
+//! the file.
 //!
-//! Buffers in flight are bounded: [`QUEUE`] queued plus the one being written.
+//! Buffers in flight are bounded: [`QUEUE`] queued plus those of the batch being gathered.
 
 use std::fs::File;
-use std::io;
+use std::io::{self, IoSlice};
 #[cfg(unix)]
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, Sender, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
+pub use super::page_buf::{ALIGN, PageBuf};
+
 /// Buffers queued for the writer thread before [`RangeOut::put`] waits: AMap ranges of
-/// 248 KiB come to about 3 MiB, more than a stage, so the writer keeps building blocks
-/// while a stage is on its way to the device.
+/// 248 KiB come to about 3 MiB, more than a batch, so the writer keeps building blocks
+/// while a batch is on its way to the device.
 pub const QUEUE: usize = 12;
-/// Alignment of direct writes (offset, length and memory).
-const ALIGN: usize = 4096;
-/// Staging buffer size: one direct write. Large, because on a virtual machine every write
-/// that reaches the device costs an exit to the host (2 MiB: 500 per GB).
-const STAGE: usize = 2 << 20;
+/// Bytes gathered before one vectored direct write. Large, because on a virtual machine
+/// every write that reaches the device costs an exit to the host (2 MiB: 500 per GB).
+pub const BATCH: usize = 2 << 20;
 
 /// A block in a buffer handed to [`RangeOut::put`] whose trailer still lacks its CRC:
 /// `len` data bytes at `pos`, permute-encoded first when `encode`. The CRC goes into the
@@ -63,7 +67,7 @@ impl Seal {
     }
 }
 
-type Batch = (Vec<u8>, Vec<Seal>);
+type Batch = (PageBuf, Vec<Seal>);
 
 /// Sends buffers to the writer thread and gets them back for reuse.
 pub struct RangeOut {
@@ -118,15 +122,17 @@ impl RangeOut {
     }
 
     /// Hands `buf` (the next bytes of the file) to the writer thread, which first applies
-    /// `seals` to it, and returns a buffer of the same length to fill next and an empty
-    /// list for its seals: ones the thread is done with, or new ones. Fails with the
-    /// thread's error once a write has failed.
-    pub fn put(
-        &mut self,
-        mut buf: Vec<u8>,
-        mut seals: Vec<Seal>,
-    ) -> io::Result<(Vec<u8>, Vec<Seal>)> {
+    /// `seals` to it, and returns a buffer of the same length placed for the next position
+    /// to fill next, with an empty list for its seals: ones the thread is done with, or new
+    /// ones. A buffer placed for another offset ([`PageBuf::phase`]) is copied once into one
+    /// placed right. Fails with the thread's error once a write has failed.
+    pub fn put(&mut self, buf: PageBuf, mut seals: Vec<Seal>) -> io::Result<(PageBuf, Vec<Seal>)> {
         let len = buf.len();
+        let mut buf = if buf.phase() == (self.pos % ALIGN as u64) as usize {
+            buf
+        } else {
+            PageBuf::copy_of(&buf, self.pos)
+        };
         if self.seal_here {
             for s in seals.drain(..) {
                 s.apply(&mut buf);
@@ -141,13 +147,13 @@ impl RangeOut {
             // The thread stopped: its error says why.
             return Err(self.stop().err().unwrap_or_else(stopped));
         }
+        let phase = (self.pos % ALIGN as u64) as usize;
         match self.back.try_recv() {
-            Ok((mut b, mut s)) if b.capacity() >= len => {
-                b.resize(len, 0);
+            Ok((b, mut s)) if b.len() == len && b.phase() == phase => {
                 s.clear();
                 Ok((b, s))
             }
-            _ => Ok((vec![0u8; len], Vec::new())),
+            _ => Ok((PageBuf::zeroed(len, self.pos), Vec::new())),
         }
     }
 
@@ -187,54 +193,186 @@ fn stopped() -> io::Error {
     io::Error::other("PST writer thread stopped")
 }
 
-/// The thread: gathers buffers into the aligned stage, writes each full stage.
+/// The thread: seals each buffer, then writes it through the page cache as it comes, or
+/// gathers it into the batch of direct writes.
 fn run(
     rx: Receiver<Batch>,
-    back: std::sync::mpsc::Sender<Batch>,
-    mut direct: Option<File>,
+    back: Sender<Batch>,
+    direct: Option<File>,
     plain: File,
 ) -> io::Result<Tail> {
-    let mut mem = vec![0u8; STAGE + ALIGN];
-    let start = (ALIGN - mem.as_ptr().addr() % ALIGN) % ALIGN;
-    let mut filled = 0usize;
-    let mut at = 0u64;
+    let mut g = Gather::new(direct, plain, back);
     for (mut buf, seals) in rx {
         for s in &seals {
             s.apply(&mut buf);
         }
-        let mut rest = buf.as_slice();
-        while !rest.is_empty() {
-            let n = rest.len().min(STAGE - filled);
-            let (now, later) = rest.split_at(n);
-            mem[start + filled..start + filled + n].copy_from_slice(now);
-            filled += n;
-            rest = later;
-            if filled == STAGE {
-                write_stage(&mut direct, &plain, &mem[start..start + STAGE], at)?;
-                at += STAGE as u64;
-                filled = 0;
-            }
-        }
-        // The receiver is gone only when the writer is finishing: nothing to reuse then.
-        let _ = back.send((buf, seals));
+        g.push(buf, seals)?;
     }
-    // The aligned part of what is left, then the rest for `finish`.
-    let aligned = filled / ALIGN * ALIGN;
-    if aligned > 0 {
-        write_stage(&mut direct, &plain, &mem[start..start + aligned], at)?;
-    }
-    Ok(Tail {
-        at: at + aligned as u64,
-        bytes: mem[start + aligned..start + filled].to_vec(),
-        direct: direct.is_some(),
-    })
+    g.finish()
 }
 
-/// Writes one aligned stage at `at`: direct when possible; a refusal of direct I/O
+/// One piece of the batch, in file order: the middle of a held buffer, or an edge block.
+enum Part {
+    Held {
+        index: usize,
+        start: usize,
+        end: usize,
+    },
+    Edge(usize),
+}
+
+/// The writer thread's state: the stream position, the batch being gathered for one
+/// vectored direct write, and the 4 KiB block now being completed across buffers.
+struct Gather {
+    direct: Option<File>,
+    plain: File,
+    back: Sender<Batch>,
+    /// File offset of the batch's first byte (aligned while writing direct).
+    at: u64,
+    /// Bytes in the batch.
+    pending: usize,
+    parts: Vec<Part>,
+    held: Vec<Batch>,
+    /// Full edge blocks of the batch, and spare ones.
+    edges: Vec<PageBuf>,
+    spare: Vec<PageBuf>,
+    /// The block straddling into the next buffer: its first `edge_len` bytes are known.
+    edge: PageBuf,
+    edge_len: usize,
+}
+
+impl Gather {
+    fn new(direct: Option<File>, plain: File, back: Sender<Batch>) -> Gather {
+        Gather {
+            direct,
+            plain,
+            back,
+            at: 0,
+            pending: 0,
+            parts: Vec::new(),
+            held: Vec::new(),
+            edges: Vec::new(),
+            spare: Vec::new(),
+            edge: PageBuf::zeroed(ALIGN, 0),
+            edge_len: 0,
+        }
+    }
+
+    /// Takes the next buffer of the stream.
+    fn push(&mut self, buf: PageBuf, seals: Vec<Seal>) -> io::Result<()> {
+        if self.direct.is_none() {
+            write_at(&self.plain, &buf, self.at)?;
+            self.at += buf.len() as u64;
+            // The receiver is gone only when the writer is finishing: nothing to reuse then.
+            let _ = self.back.send((buf, seals));
+            return Ok(());
+        }
+        // Complete the straddling block with the buffer's head.
+        let mut i = 0;
+        if self.edge_len > 0 {
+            let n = (ALIGN - self.edge_len).min(buf.len());
+            self.edge[self.edge_len..self.edge_len + n].copy_from_slice(&buf[..n]);
+            self.edge_len += n;
+            i = n;
+            if self.edge_len == ALIGN {
+                let next = self
+                    .spare
+                    .pop()
+                    .unwrap_or_else(|| PageBuf::zeroed(ALIGN, 0));
+                self.edges.push(std::mem::replace(&mut self.edge, next));
+                self.parts.push(Part::Edge(self.edges.len() - 1));
+                self.pending += ALIGN;
+                self.edge_len = 0;
+            }
+        }
+        // The aligned middle goes as it is (`put` placed the buffer for its offset), the
+        // rest starts the next straddling block.
+        let body = if self.edge_len == 0 {
+            (buf.len() - i) / ALIGN * ALIGN
+        } else {
+            0
+        };
+        if body > 0 {
+            self.parts.push(Part::Held {
+                index: self.held.len(),
+                start: i,
+                end: i + body,
+            });
+            self.pending += body;
+        }
+        let rest = buf.get(i + body..).unwrap_or(&[]);
+        if !rest.is_empty() {
+            self.edge[..rest.len()].copy_from_slice(rest);
+            self.edge_len = rest.len();
+        }
+        if body > 0 {
+            self.held.push((buf, seals));
+        } else {
+            let _ = self.back.send((buf, seals));
+        }
+        if self.pending >= BATCH {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the batch (direct; through the page cache once direct I/O is refused) and
+    /// returns its buffers for reuse.
+    fn flush(&mut self) -> io::Result<()> {
+        if self.pending > 0 {
+            let slices: Vec<&[u8]> = self
+                .parts
+                .iter()
+                .map(|p| match p {
+                    Part::Held { index, start, end } => self
+                        .held
+                        .get(*index)
+                        .and_then(|(b, _)| b.get(*start..*end))
+                        .unwrap_or(&[]),
+                    Part::Edge(k) => self.edges.get(*k).map_or(&[][..], |e| &e[..]),
+                })
+                .collect();
+            write_batch(&mut self.direct, &self.plain, &slices, self.at)?;
+            self.at += self.pending as u64;
+            self.pending = 0;
+        }
+        self.parts.clear();
+        self.spare.append(&mut self.edges);
+        for b in self.held.drain(..) {
+            let _ = self.back.send(b);
+        }
+        if self.direct.is_none() && self.edge_len > 0 {
+            // Direct I/O was refused: from here on every byte goes through the page cache
+            // as it comes, the known start of the straddling block first.
+            write_at(&self.plain, &self.edge[..self.edge_len], self.at)?;
+            self.at += self.edge_len as u64;
+            self.edge_len = 0;
+        }
+        Ok(())
+    }
+
+    /// Writes what is gathered; leaves the unaligned end to [`RangeOut::finish`].
+    fn finish(mut self) -> io::Result<Tail> {
+        self.flush()?;
+        Ok(Tail {
+            at: self.at,
+            bytes: self.edge.get(..self.edge_len).unwrap_or(&[]).to_vec(),
+            direct: self.direct.is_some(),
+        })
+    }
+}
+
+/// Writes `parts` (consecutive, each a multiple of [`ALIGN`] at an aligned address) at the
+/// aligned offset `at`: one vectored direct write where possible; a refusal of direct I/O
 /// (`EINVAL`) switches the rest of the file to the page cache.
-fn write_stage(direct: &mut Option<File>, plain: &File, bytes: &[u8], at: u64) -> io::Result<()> {
+fn write_batch(
+    direct: &mut Option<File>,
+    plain: &File,
+    parts: &[&[u8]],
+    at: u64,
+) -> io::Result<()> {
     if let Some(d) = direct {
-        match write_at(d, bytes, at) {
+        match write_all_vectored_at(d, parts, at) {
             Ok(()) => return Ok(()),
             Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
                 tracing::debug!(error = %e, "direct I/O refused; writing through the page cache");
@@ -243,7 +381,49 @@ fn write_stage(direct: &mut Option<File>, plain: &File, bytes: &[u8], at: u64) -
             Err(e) => return Err(e),
         }
     }
-    write_at(plain, bytes, at)
+    let mut off = at;
+    for p in parts {
+        write_at(plain, p, off)?;
+        off += p.len() as u64;
+    }
+    Ok(())
+}
+
+/// Writes all of `parts` in order at `at`, resuming after short writes.
+#[cfg(target_os = "linux")]
+fn write_all_vectored_at(f: &File, parts: &[&[u8]], at: u64) -> io::Result<()> {
+    let total: usize = parts.iter().map(|p| p.len()).sum();
+    let mut done = 0usize;
+    while done < total {
+        // The slices from byte `done` on.
+        let mut skip = done;
+        let mut v: Vec<IoSlice<'_>> = Vec::with_capacity(parts.len());
+        for p in parts {
+            if skip >= p.len() {
+                skip -= p.len();
+                continue;
+            }
+            v.push(IoSlice::new(p.get(skip..).unwrap_or(&[])));
+            skip = 0;
+        }
+        match rustix::io::pwritev(f, &v, at + done as u64) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => done += n,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn write_all_vectored_at(f: &File, parts: &[&[u8]], at: u64) -> io::Result<()> {
+    let mut off = at;
+    for p in parts {
+        write_at(f, p, off)?;
+        off += p.len() as u64;
+    }
+    Ok(())
 }
 
 #[cfg(unix)]
@@ -283,16 +463,17 @@ mod tests {
     use super::*;
 
     /// The file equals the stream whatever the buffer sizes, direct or not, and the head
-    /// lands at offset 0.
-    /// Returns whether the writes went direct.
-    fn roundtrip(dir: &Path, direct_io: bool, sizes: &[usize]) -> bool {
-        let path = dir.join(format!("t-{direct_io}-{}.bin", sizes.len()));
+    /// lands at offset 0. With `misplace`, every buffer is placed for the wrong offset
+    /// (so `put` must copy it into a well-placed one). Returns whether the writes went
+    /// direct.
+    fn roundtrip(dir: &Path, direct_io: bool, misplace: bool, sizes: &[usize]) -> bool {
+        let path = dir.join(format!("t-{direct_io}-{misplace}-{}.bin", sizes.len()));
         let file = File::create(&path).unwrap();
         let mut out = RangeOut::new(file, &path, direct_io).unwrap();
         let mut expect = Vec::new();
         let mut next = 0u8;
         for &n in sizes {
-            let mut b = vec![0u8; n];
+            let mut b = PageBuf::zeroed(n, out.position() + u64::from(misplace));
             for x in b.iter_mut() {
                 *x = next;
                 next = next.wrapping_mul(31).wrapping_add(7);
@@ -300,6 +481,7 @@ mod tests {
             expect.extend_from_slice(&b);
             let (again, _) = out.put(b, Vec::new()).unwrap();
             assert_eq!(again.len(), n);
+            assert_eq!(again.phase() as u64, out.position() % ALIGN as u64);
         }
         assert_eq!(out.position(), expect.len() as u64);
         let head = [0xAB; 100];
@@ -325,15 +507,19 @@ mod tests {
                 .and_then(|_| open_direct(&dir.path().join("probe")))
                 .is_some();
         for direct in [true, false] {
-            let cases: [&[usize]; 4] = [
-                &[0x4400, 253_952, 253_952, 253_952, 253_952, 7],
-                &[1, 4095, 4097, STAGE, STAGE + 1, 3 * STAGE - 5],
-                &[100],
-                &[STAGE],
-            ];
-            for sizes in cases {
-                let went = roundtrip(dir.path(), direct, sizes);
-                assert_eq!(went, direct && takes_direct, "sizes {sizes:?}");
+            for misplace in [false, true] {
+                let cases: [&[usize]; 6] = [
+                    &[0x4400, 253_952, 253_952, 253_952, 253_952, 7],
+                    &[1, 4095, 4097, BATCH, BATCH + 1, 3 * BATCH - 5],
+                    &[100],
+                    &[BATCH],
+                    &[0, 10, 0, 4086, 8192, 1, 1, 4094, 4096 * 600 + 3],
+                    &[ALIGN - 1; 700],
+                ];
+                for sizes in cases {
+                    let went = roundtrip(dir.path(), direct, misplace, sizes);
+                    assert_eq!(went, direct && takes_direct, "sizes {sizes:?}");
+                }
             }
         }
     }
@@ -382,7 +568,7 @@ mod tests {
         };
         let mut direct = Some(d);
         let data: Vec<u8> = (0..8193u32).map(|i| (i % 251) as u8).collect();
-        write_stage(&mut direct, &plain, &data[1..], 1).unwrap();
+        write_batch(&mut direct, &plain, &[&data[1..4097], &data[4097..]], 1).unwrap();
         assert!(
             direct.is_none(),
             "a misaligned direct write was not refused"
@@ -401,7 +587,7 @@ mod tests {
         let mut out = RangeOut::new(ro, &path, false).unwrap();
         let mut failed = false;
         for _ in 0..(QUEUE + 8) {
-            if out.put(vec![1u8; STAGE], Vec::new()).is_err() {
+            if out.put(PageBuf::zeroed(BATCH, 0), Vec::new()).is_err() {
                 failed = true;
                 break;
             }

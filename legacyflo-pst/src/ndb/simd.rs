@@ -6,11 +6,12 @@
 //! The lookup: the low nibble of each byte indexes the 16 rows of the table with
 //! `vpshufb` (16 lookups), then bits 4, 5, 6 and 7 pick the right row's result in a
 //! tree of 15 `vpblendvb` (each blend looks at bit 7 of its mask byte, so the mask is
-//! the input shifted left by 3, 2, 1 and 0).
+//! the input shifted left by 3, 2, 1 and 0). A vector of ASCII bytes needs only the first
+//! 8 rows (8 lookups, 7 blends).
 //!
 //! [`widen_ascii`] widens runs of ASCII to UTF-16LE 32 bytes per step (`vpmovzxbw`) for
 //! [`crate::ltp::utf16_into`], whose tests compare it with the standard library's
-//! UTF-16 encoder.
+//! UTF-16 encoder; [`widen_ascii_encoded`] widens and permute-encodes in one pass.
 //!
 //! This module holds the crate's only `unsafe` code: the unaligned loads and stores of
 //! 32-byte vectors and the call into the `avx2` functions once AVX2 is detected.
@@ -19,8 +20,8 @@
 use std::arch::x86_64::{
     __m256i, _mm_loadu_si128, _mm256_and_si256, _mm256_blendv_epi8, _mm256_broadcastsi128_si256,
     _mm256_castsi256_si128, _mm256_cvtepu8_epi16, _mm256_extracti128_si256, _mm256_loadu_si256,
-    _mm256_movemask_epi8, _mm256_set1_epi8, _mm256_shuffle_epi8, _mm256_slli_epi16,
-    _mm256_storeu_si256,
+    _mm256_movemask_epi8, _mm256_permute2x128_si256, _mm256_set1_epi8, _mm256_shuffle_epi8,
+    _mm256_slli_epi16, _mm256_storeu_si256, _mm256_unpackhi_epi8, _mm256_unpacklo_epi8,
 };
 
 /// Substitutes `src` through `table` into `dst` (`dst[i] = table[src[i]]`) for the
@@ -53,11 +54,28 @@ pub fn widen_ascii(dst: &mut [u8], src: &[u8]) -> usize {
         return 0;
     }
     // SAFETY: as in `substitute_into`: AVX2 is available.
-    unsafe { widen_ascii_avx2(dst, src) }
+    unsafe { widen_avx2(dst, src, None) }
 }
 
+/// Like [`widen_ascii`], but writes the UTF-16LE bytes substituted through `table` (the
+/// permute encoding, in the same pass): each ASCII byte `c` becomes `table[c]` followed by
+/// `table[0]`.
+pub fn widen_ascii_encoded(dst: &mut [u8], src: &[u8], table: &[u8; 256]) -> usize {
+    if !std::arch::is_x86_feature_detected!("avx2") {
+        return 0;
+    }
+    // SAFETY: as in `substitute_into`: AVX2 is available.
+    unsafe { widen_avx2(dst, src, Some(table)) }
+}
+
+/// Both widenings: plain, or through `table` (each ASCII byte `c` becomes `table[c]` and
+/// `table[0]`).
 #[target_feature(enable = "avx2")]
-fn widen_ascii_avx2(dst: &mut [u8], src: &[u8]) -> usize {
+fn widen_avx2(dst: &mut [u8], src: &[u8], table: Option<&[u8; 256]>) -> usize {
+    let mut rows_zero = None;
+    if let Some(t) = table {
+        rows_zero = Some((rows(t), _mm256_set1_epi8(t[0] as i8)));
+    }
     let mut done = 0;
     for (d, s) in dst.chunks_exact_mut(64).zip(src.chunks_exact(32)) {
         // SAFETY: `s` is 32 bytes long, what the unaligned 256-bit load reads.
@@ -65,13 +83,28 @@ fn widen_ascii_avx2(dst: &mut [u8], src: &[u8]) -> usize {
         if _mm256_movemask_epi8(x) != 0 {
             break;
         }
-        let lo = _mm256_cvtepu8_epi16(_mm256_castsi256_si128(x));
-        let hi = _mm256_cvtepu8_epi16(_mm256_extracti128_si256::<1>(x));
+        let (first, second) = match &rows_zero {
+            Some((rows, zero)) => {
+                // Interleave with the encoded zero byte; unpack works within 128-bit
+                // lanes, so the lanes are put back in order afterwards.
+                let y = lookup_ascii(rows, x);
+                let lo = _mm256_unpacklo_epi8(y, *zero);
+                let hi = _mm256_unpackhi_epi8(y, *zero);
+                (
+                    _mm256_permute2x128_si256::<0x20>(lo, hi),
+                    _mm256_permute2x128_si256::<0x31>(lo, hi),
+                )
+            }
+            None => (
+                _mm256_cvtepu8_epi16(_mm256_castsi256_si128(x)),
+                _mm256_cvtepu8_epi16(_mm256_extracti128_si256::<1>(x)),
+            ),
+        };
         let (d0, d1) = d.split_at_mut(32);
         // SAFETY: `d0` and `d1` are 32 writable bytes each, what each store writes.
         unsafe {
-            _mm256_storeu_si256(d0.as_mut_ptr().cast(), lo);
-            _mm256_storeu_si256(d1.as_mut_ptr().cast(), hi);
+            _mm256_storeu_si256(d0.as_mut_ptr().cast(), first);
+            _mm256_storeu_si256(d1.as_mut_ptr().cast(), second);
         }
         done += 32;
     }
@@ -91,10 +124,27 @@ fn rows(table: &[u8; 256]) -> [__m256i; 16] {
     rows
 }
 
-/// `table[x]` for each of the 32 bytes of `x`.
+/// `table[x]` for each of the 32 bytes of `x`: the upper half of the rows where bit 7
+/// is set, the lower half elsewhere.
 #[target_feature(enable = "avx2")]
 #[inline]
 fn lookup(rows: &[__m256i; 16], x: __m256i) -> __m256i {
+    let (low, high) = rows.split_at(8);
+    _mm256_blendv_epi8(half(low, x), half(high, x), x)
+}
+
+/// `table[x]` for 32 bytes that are all below 0x80: only the first 8 rows can match, so
+/// half the lookups and blends of [`lookup`] suffice.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn lookup_ascii(rows: &[__m256i; 16], x: __m256i) -> __m256i {
+    half(rows.get(..8).unwrap_or(&[]), x)
+}
+
+/// The lookup in 8 rows (`rows`, 128 table entries) by bits 0–6 of each byte of `x`.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn half(rows: &[__m256i], x: __m256i) -> __m256i {
     let lo = _mm256_and_si256(x, _mm256_set1_epi8(0x0F));
     // Bit 4 of each byte to bit 7 (a 16-bit shift: bits crossing into the next byte land
     // below bit 7, which vpblendvb ignores), and likewise bits 5 and 6. Plain loops, no
@@ -102,19 +152,27 @@ fn lookup(rows: &[__m256i; 16], x: __m256i) -> __m256i {
     let m4 = _mm256_slli_epi16::<3>(x);
     let m5 = _mm256_slli_epi16::<2>(x);
     let m6 = _mm256_slli_epi16::<1>(x);
-    let mut a = [lo; 8];
-    for (j, a) in a.iter_mut().enumerate() {
-        let even = _mm256_shuffle_epi8(rows[2 * j], lo);
-        let odd = _mm256_shuffle_epi8(rows[2 * j + 1], lo);
+    let mut a = [lo; 4];
+    for (a, pair) in a.iter_mut().zip(rows.chunks_exact(2)) {
+        let even = _mm256_shuffle_epi8(pair[0], lo);
+        let odd = _mm256_shuffle_epi8(pair[1], lo);
         *a = _mm256_blendv_epi8(even, odd, m4);
     }
-    let mut b = [lo; 4];
-    for (j, b) in b.iter_mut().enumerate() {
-        *b = _mm256_blendv_epi8(a[2 * j], a[2 * j + 1], m5);
+    let b0 = _mm256_blendv_epi8(a[0], a[1], m5);
+    let b1 = _mm256_blendv_epi8(a[2], a[3], m5);
+    _mm256_blendv_epi8(b0, b1, m6)
+}
+
+/// [`lookup`], through [`lookup_ascii`] when all 32 bytes are ASCII (text bodies, HTML and
+/// headers mostly are).
+#[target_feature(enable = "avx2")]
+#[inline]
+fn lookup_any(rows: &[__m256i; 16], x: __m256i) -> __m256i {
+    if _mm256_movemask_epi8(x) == 0 {
+        lookup_ascii(rows, x)
+    } else {
+        lookup(rows, x)
     }
-    let c0 = _mm256_blendv_epi8(b[0], b[1], m6);
-    let c1 = _mm256_blendv_epi8(b[2], b[3], m6);
-    _mm256_blendv_epi8(c0, c1, x)
 }
 
 #[target_feature(enable = "avx2")]
@@ -127,7 +185,7 @@ fn substitute_into_avx2(dst: &mut [u8], src: &[u8], table: &[u8; 256]) -> usize 
     for (d, s) in dst.chunks_exact_mut(32).zip(src.chunks_exact(32)) {
         // SAFETY: `s` is 32 bytes long, what the unaligned 256-bit load reads.
         let x = unsafe { _mm256_loadu_si256(s.as_ptr().cast()) };
-        let y = lookup(&rows, x);
+        let y = lookup_any(&rows, x);
         // SAFETY: `d` is 32 writable bytes, what the unaligned 256-bit store writes.
         unsafe { _mm256_storeu_si256(d.as_mut_ptr().cast(), y) };
     }
@@ -145,7 +203,7 @@ fn substitute_avx2(data: &mut [u8], table: &[u8; 256]) -> usize {
         // SAFETY: `d` is 32 bytes long, read by the unaligned load and then written by
         // the unaligned store.
         let x = unsafe { _mm256_loadu_si256(d.as_ptr().cast()) };
-        let y = lookup(&rows, x);
+        let y = lookup_any(&rows, x);
         // SAFETY: as above.
         unsafe { _mm256_storeu_si256(d.as_mut_ptr().cast(), y) };
     }
