@@ -221,3 +221,41 @@ fn utf16_into_encoded_is_the_encoding_of_utf16_into() {
         }
     }
 }
+
+/// The UTF-16 length counted 32 bytes at a time (AVX2) and 8 at a time agrees with the
+/// standard library's encoder for every start and end around the block edges, with 2-, 3-
+/// and 4-byte characters straddling them.
+#[test]
+fn utf16_len_of_long_mixed_strings_matches_std() {
+    let mut s = String::new();
+    for i in 0..400usize {
+        match i % 7 {
+            0 => s.push('ä'),
+            1 => s.push('😀'),
+            2 => s.push('日'),
+            3 => s.push_str("plain ascii text run "),
+            4 => s.push('\u{10FFFF}'),
+            5 => s.push('\u{7FF}'),
+            _ => s.push('x'),
+        }
+    }
+    let starts: Vec<usize> = s.char_indices().map(|(i, _)| i).take(70).collect();
+    for &a in &starts {
+        for (b, _) in s.char_indices().skip(900).step_by(13).take(40) {
+            if b <= a {
+                continue;
+            }
+            let t = &s[a..b];
+            assert_eq!(
+                legacyflo_pst::ltp::utf16_len(t),
+                t.encode_utf16().count() * 2,
+                "{a}..{b}"
+            );
+        }
+    }
+    let t = s.as_str();
+    assert_eq!(
+        legacyflo_pst::ltp::utf16_len(t),
+        t.encode_utf16().count() * 2
+    );
+}

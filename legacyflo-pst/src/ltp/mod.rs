@@ -82,6 +82,13 @@ pub fn utf16_len(s: &str) -> usize {
     // leads (11110xxx) count two. Eight bytes at a time: bit 7 of each byte of `cont`
     // marks a continuation byte, of `four` a byte >= 0xF0.
     let mut units = bytes.len();
+    // 32 bytes at a time with AVX2 where the CPU has it, then the rest.
+    #[cfg(target_arch = "x86_64")]
+    let bytes = {
+        let (done, delta) = crate::ndb::simd::utf16_units_delta(bytes);
+        units = units.saturating_add_signed(delta);
+        bytes.get(done..).unwrap_or(&[])
+    };
     let mut words = bytes.chunks_exact(8);
     for w in &mut words {
         let Ok(w) = <[u8; 8]>::try_from(w) else {
@@ -143,10 +150,13 @@ fn utf16_into_with(s: &str, out: &mut [u8], encode: bool) -> (usize, usize) {
         // Runs of ASCII 32 bytes at a time with AVX2 where the CPU has it.
         let n = match bytes.get(i..) {
             Some(src) if encode => {
-                crate::ndb::crypt::encode(out.get_mut(plain..o).unwrap_or(&mut []));
                 let dst = out.get_mut(o..).unwrap_or(&mut []);
                 let n = crate::ndb::crypt::widen_ascii_encoded(dst, src);
-                plain = o + 2 * n;
+                if n > 0 {
+                    // What the scalar steps wrote since the last vector run, before it.
+                    crate::ndb::crypt::encode(out.get_mut(plain..o).unwrap_or(&mut []));
+                    plain = o + 2 * n;
+                }
                 n
             }
             Some(src) => widen(out.get_mut(o..).unwrap_or(&mut []), src),

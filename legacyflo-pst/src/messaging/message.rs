@@ -234,37 +234,45 @@ fn str_prop<'a>(props: &mut Vec<Prop<'a>>, id: u16, v: Option<&'a str>) {
 
 /// Writes the recipient table; returns the stored size of its rows' properties.
 fn write_recipients(ctx: &mut NodeCtx<'_>, mail: &MailData<'_>) -> Result<u64> {
-    let mut rows = Vec::new();
+    let all: Vec<(i32, &Mailbox)> = [(1, &mail.to), (2, &mail.cc), (3, &mail.bcc)]
+        .into_iter()
+        .flat_map(|(kind, list)| list.iter().map(move |m| (kind, m)))
+        .collect();
+    // Built first, so that the rows borrow them (each appears in two columns).
+    let eids: Vec<Vec<u8>> = all
+        .iter()
+        .map(|(_, m)| one_off_entry_id(&m.name, &m.address))
+        .collect();
+    let keys: Vec<Vec<u8>> = all
+        .iter()
+        .map(|(_, m)| address_search_key(&m.address))
+        .collect();
+    let mut rows = Vec::with_capacity(all.len());
     let mut size = 0u64;
-    let mut n = 0u32;
-    for (kind, list) in [(1, &mail.to), (2, &mail.cc), (3, &mail.bcc)] {
-        for m in list.iter() {
-            let eid = one_off_entry_id(&m.name, &m.address);
-            let cells = RECIPIENT_COLUMNS
-                .iter()
-                .map(|(id, _)| match id {
-                    0x0C15 => Some(Value::I32(kind)),
-                    0x0E0F => Some(Value::Bool(true)),
-                    0x0FF9 => Some(Value::Bin(Cow::Owned(eid.clone()))),
-                    0x0FFE => Some(Value::I32(6)),
-                    0x0FFF => Some(Value::Bin(Cow::Owned(eid.clone()))),
-                    0x3001 | 0x39FF | 0x5FF6 => {
-                        (!m.name.is_empty()).then(|| Value::Str(Cow::Owned(m.name.clone())))
-                    }
-                    0x3002 => Some(Value::Str(Cow::Borrowed("SMTP"))),
-                    0x3003 | 0x39FE => {
-                        (!m.address.is_empty()).then(|| Value::Str(Cow::Owned(m.address.clone())))
-                    }
-                    0x300B => Some(Value::Bin(Cow::Owned(address_search_key(&m.address)))),
-                    0x3900 => Some(Value::I32(0)),
-                    0x3A40 => Some(Value::Bool(false)),
-                    _ => None,
-                })
-                .collect::<Vec<_>>();
-            size += cells.iter().flatten().map(stored_size).sum::<u64>();
-            rows.push(Row { id: n, cells });
-            n += 1;
-        }
+    for (n, ((kind, m), (eid, key))) in all.iter().zip(eids.iter().zip(&keys)).enumerate() {
+        let name = (!m.name.is_empty()).then_some(m.name.as_str());
+        let address = (!m.address.is_empty()).then_some(m.address.as_str());
+        let cells = RECIPIENT_COLUMNS
+            .iter()
+            .map(|(id, _)| match id {
+                0x0C15 => Some(Value::I32(*kind)),
+                0x0E0F => Some(Value::Bool(true)),
+                0x0FF9 | 0x0FFF => Some(Value::Bin(Cow::Borrowed(eid.as_slice()))),
+                0x0FFE => Some(Value::I32(6)),
+                0x3001 | 0x39FF | 0x5FF6 => name.map(|v| Value::Str(Cow::Borrowed(v))),
+                0x3002 => Some(Value::Str(Cow::Borrowed("SMTP"))),
+                0x3003 | 0x39FE => address.map(|v| Value::Str(Cow::Borrowed(v))),
+                0x300B => Some(Value::Bin(Cow::Borrowed(key.as_slice()))),
+                0x3900 => Some(Value::I32(0)),
+                0x3A40 => Some(Value::Bool(false)),
+                _ => None,
+            })
+            .collect::<Vec<_>>();
+        size += cells.iter().flatten().map(stored_size).sum::<u64>();
+        rows.push(Row {
+            id: n as u32,
+            cells,
+        });
     }
     let mut sub = NodeCtx::new(ctx.ndb);
     let bid = write_tc(&mut sub, RECIPIENT_COLUMNS, rows.into_iter())?;

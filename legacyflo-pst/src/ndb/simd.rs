@@ -19,9 +19,10 @@
 
 use std::arch::x86_64::{
     __m256i, _mm_loadu_si128, _mm256_and_si256, _mm256_blendv_epi8, _mm256_broadcastsi128_si256,
-    _mm256_castsi256_si128, _mm256_cvtepu8_epi16, _mm256_extracti128_si256, _mm256_loadu_si256,
-    _mm256_movemask_epi8, _mm256_permute2x128_si256, _mm256_set1_epi8, _mm256_shuffle_epi8,
-    _mm256_slli_epi16, _mm256_storeu_si256, _mm256_unpackhi_epi8, _mm256_unpacklo_epi8,
+    _mm256_castsi256_si128, _mm256_cmpeq_epi8, _mm256_cvtepu8_epi16, _mm256_extracti128_si256,
+    _mm256_loadu_si256, _mm256_movemask_epi8, _mm256_permute2x128_si256, _mm256_set1_epi8,
+    _mm256_shuffle_epi8, _mm256_slli_epi16, _mm256_storeu_si256, _mm256_unpackhi_epi8,
+    _mm256_unpacklo_epi8,
 };
 
 /// Substitutes `src` through `table` into `dst` (`dst[i] = table[src[i]]`) for the
@@ -55,6 +56,39 @@ pub fn widen_ascii(dst: &mut [u8], src: &[u8]) -> usize {
     }
     // SAFETY: as in `substitute_into`: AVX2 is available.
     unsafe { widen_avx2(dst, src, None) }
+}
+
+/// For the leading 32-byte blocks of `src`: (bytes done, a multiple of 32; UTF-16 units
+/// minus bytes over them): every byte counts one unit, except continuation bytes
+/// (`10xxxxxx`, none) and 4-byte leads (`11110xxx`, two). All-ASCII blocks cost one test.
+/// (0, 0) without AVX2.
+pub fn utf16_units_delta(src: &[u8]) -> (usize, isize) {
+    if !std::arch::is_x86_feature_detected!("avx2") {
+        return (0, 0);
+    }
+    // SAFETY: as in `substitute_into`: AVX2 is available.
+    unsafe { utf16_units_delta_avx2(src) }
+}
+
+#[target_feature(enable = "avx2")]
+fn utf16_units_delta_avx2(src: &[u8]) -> (usize, isize) {
+    let (mut done, mut delta) = (0usize, 0isize);
+    let c0 = _mm256_set1_epi8(0xC0u8 as i8);
+    let c80 = _mm256_set1_epi8(0x80u8 as i8);
+    let f8 = _mm256_set1_epi8(0xF8u8 as i8);
+    let f0 = _mm256_set1_epi8(0xF0u8 as i8);
+    for s in src.chunks_exact(32) {
+        // SAFETY: `s` is 32 bytes long, what the unaligned 256-bit load reads.
+        let x = unsafe { _mm256_loadu_si256(s.as_ptr().cast()) };
+        if _mm256_movemask_epi8(x) != 0 {
+            let cont = _mm256_cmpeq_epi8(_mm256_and_si256(x, c0), c80);
+            let four = _mm256_cmpeq_epi8(_mm256_and_si256(x, f8), f0);
+            delta += _mm256_movemask_epi8(four).count_ones() as isize;
+            delta -= _mm256_movemask_epi8(cont).count_ones() as isize;
+        }
+        done += 32;
+    }
+    (done, delta)
 }
 
 /// Like [`widen_ascii`], but writes the UTF-16LE bytes substituted through `table` (the
