@@ -13,7 +13,10 @@
 //! - `ARCHIVE_BENCH_CASES` which cases run, comma-separated (default `raw,rawd,zip,pst`:
 //!   `rawd` is the same raw bytes written the way the PST writer writes its file, by
 //!   `legacyflo_pst::ndb::out::RangeOut` with direct I/O, the fairer floor for PST); for
-//!   the peak-RSS figure run `pst` alone, so that nothing the other cases allocated counts.
+//!   the peak-RSS figure run `pst` alone, so that nothing the other cases allocated counts;
+//! - `ARCHIVE_BENCH_ROUNDS` (default 1): after the first round, run raw and PST again
+//!   alternately this many rounds in all and print the median PST/raw ratio and MB/s (on a
+//!   machine whose speed drifts, the median of paired rounds is the figure to quote).
 //!
 //! The corpus is `legacyflo-corpus`'s bench mix (70% 1–8 KB, 27% 8–100 KB, 3% 0.1–1 MB,
 //! plus one 10 MB attachment per 250 MB, at least two). It is generated once into a framed
@@ -143,6 +146,67 @@ fn timed(f: impl FnOnce()) -> Case {
     }
 }
 
+/// (a) The corpus's raw bytes to one file through a 1 MiB buffer, then `fsync`.
+fn raw_case(corpus: &std::path::Path, raw_path: &std::path::Path) -> Case {
+    let c = timed(|| {
+        let mut fr = Frames::open(corpus);
+        let f = File::create(raw_path).unwrap_or_else(|e| fail("create raw", e));
+        let mut w = BufWriter::with_capacity(1 << 20, f);
+        while fr.next().is_some() {
+            if let Err(e) = w.write_all(&fr.buf) {
+                fail("write raw", e);
+            }
+        }
+        match w.into_inner() {
+            Ok(f) => {
+                if let Err(e) = f.sync_all() {
+                    fail("sync raw", e);
+                }
+            }
+            Err(e) => fail("flush raw", e),
+        }
+    });
+    let _ = std::fs::remove_file(raw_path);
+    c
+}
+
+/// (c) The corpus through the PST writer, one folder per corpus folder.
+fn pst_case(
+    corpus: &std::path::Path,
+    pst_path: &std::path::Path,
+    encoding: Encoding,
+) -> (Case, Vec<legacyflo_pst::VolumeSummary>) {
+    let mut volumes = Vec::new();
+    let c = timed(|| {
+        let options = WriterOptions {
+            encoding,
+            ..Default::default()
+        };
+        let mut w = PstWriter::create(pst_path, options).unwrap_or_else(|e| fail("pst", e));
+        let mut ids = std::collections::HashMap::new();
+        let mut fr = Frames::open(corpus);
+        while let Some(f) = fr.next() {
+            let id = match ids.get(&f.folder) {
+                Some(id) => *id,
+                None => {
+                    let segs: Vec<&str> = f.folder.split('/').collect();
+                    let id = w.folder(&segs).unwrap_or_else(|e| fail("pst folder", e));
+                    ids.insert(f.folder.clone(), id);
+                    id
+                }
+            };
+            let meta = MessageMeta {
+                read: f.read,
+                ..Default::default()
+            };
+            w.add_message(id, &fr.buf, &meta)
+                .unwrap_or_else(|e| fail("pst add", e));
+        }
+        volumes = w.finish().unwrap_or_else(|e| fail("pst finish", e));
+    });
+    (c, volumes)
+}
+
 fn main() {
     let gb: f64 = std::env::var("ARCHIVE_BENCH_GB")
         .ok()
@@ -207,24 +271,7 @@ fn main() {
 
     // (a) raw bytes to one file (always: it is the reference).
     let raw_path = dir.path().join("raw.out");
-    let raw = timed(|| {
-        let mut fr = Frames::open(&corpus);
-        let f = File::create(&raw_path).unwrap_or_else(|e| fail("create raw", e));
-        let mut w = BufWriter::with_capacity(1 << 20, f);
-        while fr.next().is_some() {
-            if let Err(e) = w.write_all(&fr.buf) {
-                fail("write raw", e);
-            }
-        }
-        match w.into_inner() {
-            Ok(f) => {
-                if let Err(e) = f.sync_all() {
-                    fail("sync raw", e);
-                }
-            }
-            Err(e) => fail("flush raw", e),
-        }
-    });
+    let raw = raw_case(&corpus, &raw_path);
     let _ = std::fs::remove_file(&raw_path);
     line("raw", &raw, n, bytes, None);
 
@@ -318,34 +365,7 @@ fn main() {
     reset_hwm();
     let hwm_before = vm_hwm_kb();
     let pst_path = dir.path().join("bench.pst");
-    let mut volumes = Vec::new();
-    let pst = timed(|| {
-        let options = WriterOptions {
-            encoding,
-            ..Default::default()
-        };
-        let mut w = PstWriter::create(&pst_path, options).unwrap_or_else(|e| fail("pst", e));
-        let mut ids = std::collections::HashMap::new();
-        let mut fr = Frames::open(&corpus);
-        while let Some(f) = fr.next() {
-            let id = match ids.get(&f.folder) {
-                Some(id) => *id,
-                None => {
-                    let segs: Vec<&str> = f.folder.split('/').collect();
-                    let id = w.folder(&segs).unwrap_or_else(|e| fail("pst folder", e));
-                    ids.insert(f.folder.clone(), id);
-                    id
-                }
-            };
-            let meta = MessageMeta {
-                read: f.read,
-                ..Default::default()
-            };
-            w.add_message(id, &fr.buf, &meta)
-                .unwrap_or_else(|e| fail("pst add", e));
-        }
-        volumes = w.finish().unwrap_or_else(|e| fail("pst finish", e));
-    });
+    let (pst, volumes) = pst_case(&corpus, &pst_path, encoding);
     let hwm = vm_hwm_kb();
     let pst_bytes: u64 = volumes.iter().map(|v| v.bytes).sum();
     line("pst", &pst, n, bytes, Some(&raw));
@@ -363,4 +383,33 @@ fn main() {
         hwm as f64 / 1024.0,
         hwm_before as f64 / 1024.0
     );
+
+    // More rounds of raw and PST, alternately, so that both see the same host noise; the
+    // median ratio is the figure to quote on a machine whose speed drifts.
+    let rounds: usize = std::env::var("ARCHIVE_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    if rounds > 1 {
+        let mut ratios = vec![pst.wall.as_secs_f64() / raw.wall.as_secs_f64()];
+        let mut speeds = vec![bytes as f64 / 1e6 / pst.wall.as_secs_f64()];
+        for _ in 1..rounds {
+            let r = raw_case(&corpus, &raw_path);
+            line("raw", &r, n, bytes, None);
+            let (p, _) = pst_case(&corpus, &pst_path, encoding);
+            line("pst", &p, n, bytes, Some(&r));
+            ratios.push(p.wall.as_secs_f64() / r.wall.as_secs_f64());
+            speeds.push(bytes as f64 / 1e6 / p.wall.as_secs_f64());
+        }
+        let median = |v: &mut Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            (v[v.len() / 2], v[0], v[v.len() - 1])
+        };
+        let (rm, rlo, rhi) = median(&mut ratios);
+        let (sm, slo, shi) = median(&mut speeds);
+        println!(
+            "pst over {rounds} rounds: time/raw median {rm:.2}x (min {rlo:.2}x, max {rhi:.2}x); \
+             wall {sm:.1} MB/s median (min {slo:.1}, max {shi:.1})"
+        );
+    }
 }
