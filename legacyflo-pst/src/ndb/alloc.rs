@@ -334,14 +334,14 @@ impl NdbWriter {
     pub fn write_utf16_stream(&mut self, s: &str) -> Result<u64> {
         let mut leaves = Vec::with_capacity(s.len().div_ceil(MAX_BLOCK_DATA / 2));
         let mut rest = s;
+        // Encoded as it is widened where the seal is applied in this thread anyway.
+        let encode_now = self.encoding == Encoding::Permute && self.out.seals_here();
         loop {
             // Converted straight into the block's place in the range buffer, then encoded
             // there: at most 2 UTF-16 bytes per UTF-8 byte.
             let room = MAX_BLOCK_DATA.min(rest.len().saturating_mul(2));
             let pos = self.block_space(room)?;
             let dst = self.buf.get_mut(pos..pos + room).unwrap_or(&mut []);
-            // Encoded as it is widened where the seal is applied in this thread anyway.
-            let encode_now = self.encoding == Encoding::Permute && self.out.seals_here();
             let (used, written) = if encode_now {
                 crate::ltp::utf16_into_encoded(rest, dst)
             } else {

@@ -381,12 +381,7 @@ fn write_batch(
             Err(e) => return Err(e),
         }
     }
-    let mut off = at;
-    for p in parts {
-        write_at(plain, p, off)?;
-        off += p.len() as u64;
-    }
-    Ok(())
+    write_all_vectored_at(plain, parts, at)
 }
 
 /// Writes all of `parts` in order at `at`, resuming after short writes.
