@@ -8,6 +8,7 @@
 //!   for the RSS check);
 //! - `ARCHIVE_BENCH_DIR` where the files go (default the temp dir);
 //! - `ARCHIVE_BENCH_ENCODING=none` writes the PST without permute encoding;
+//! - `ARCHIVE_BENCH_DIRECT=0` writes the PST through the page cache (`direct_io` off);
 //! - `ARCHIVE_BENCH_CORPUS` a corpus file to reuse: generated there when missing, read
 //!   back when present (so a profiler can be attached to the writing phases only);
 //! - `ARCHIVE_BENCH_CASES` which cases run, comma-separated (default `raw,rawd,zip,pst`:
@@ -25,7 +26,7 @@
 //! stable figure.
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufWriter, Write};
 use std::time::{Duration, Instant};
 
 use legacyflo_core::{Flag, FolderPath, Message, Sink};
@@ -64,49 +65,96 @@ fn reset_hwm() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
-struct Frame {
-    folder: String,
+/// One framed message of the corpus file, borrowed from the reader's buffer.
+struct Frame<'a> {
+    folder: &'a str,
     read: bool,
+    raw: &'a [u8],
 }
 
+/// Reads the framed corpus file through a memory map of a 4 MiB window (grown to hold a
+/// bigger message) moved along the file: the messages are slices of the page cache, so
+/// the harness costs the cases it times no copy (reading with `read` cost as much CPU as
+/// a tenth of the PST writer's), and only the window counts in the peak RSS. The window
+/// is left to fault in (the kernel maps 16 pages a fault): populating it up front walks
+/// it page by page and cost more.
 struct Frames {
-    r: BufReader<File>,
-    buf: Vec<u8>,
+    f: File,
+    len: u64,
+    pos: u64,
+    map: Option<(u64, memmap2::Mmap)>,
 }
 
 impl Frames {
+    const WINDOW: u64 = 4 << 20;
+
     fn open(path: &std::path::Path) -> Frames {
         let f = File::open(path).unwrap_or_else(|e| fail("open corpus", e));
+        let len = f
+            .metadata()
+            .unwrap_or_else(|e| fail("stat corpus", e))
+            .len();
         Frames {
-            r: BufReader::with_capacity(1 << 20, f),
-            buf: Vec::new(),
+            f,
+            len,
+            pos: 0,
+            map: None,
         }
     }
 
-    /// The next message: its folder and read flag, its bytes in `self.buf`.
-    fn next(&mut self) -> Option<Frame> {
-        let mut h = [0u8; 9];
-        self.r.read_exact(&mut h).ok()?;
-        let flen = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize;
-        let len = u32::from_le_bytes([h[4], h[5], h[6], h[7]]) as usize;
-        let mut f = vec![0u8; flen];
-        self.r.read_exact(&mut f).ok()?;
-        // Into the buffer's spare capacity, without zero-filling it first (`resize` would
-        // write every byte once more before the read overwrites it).
-        self.buf.clear();
-        self.buf.reserve_exact(len);
-        let got = self
-            .r
-            .by_ref()
-            .take(len as u64)
-            .read_to_end(&mut self.buf)
-            .ok()?;
-        if got != len {
+    /// Maps, when the current window does not hold them, the `need` bytes at `pos`; false
+    /// when the file ends before them.
+    fn window(&mut self, need: u64) -> bool {
+        if self.pos + need > self.len {
+            return false;
+        }
+        if let Some((at, m)) = &self.map
+            && *at <= self.pos
+            && self.pos + need <= *at + m.len() as u64
+        {
+            return true;
+        }
+        self.map = None;
+        let at = self.pos & !4095;
+        let len = (self.pos - at + need).max(Self::WINDOW).min(self.len - at);
+        // SAFETY: the corpus file is the bench's own, written before this run and not
+        // changed while it is mapped (the one rule `Mmap::map` leaves to its caller).
+        #[allow(unsafe_code)]
+        let m = unsafe {
+            memmap2::MmapOptions::new()
+                .offset(at)
+                .len(len as usize)
+                .map(&self.f)
+        }
+        .unwrap_or_else(|e| fail("map corpus", e));
+        self.map = Some((at, m));
+        true
+    }
+
+    /// The next message: its folder, read flag and bytes.
+    fn next(&mut self) -> Option<Frame<'_>> {
+        if !self.window(9) {
             return None;
         }
+        let (at, m) = self.map.as_ref()?;
+        let s = (self.pos - at) as usize;
+        let h = m.get(s..s + 9)?;
+        let flen = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as u64;
+        let len = u32::from_le_bytes([h[4], h[5], h[6], h[7]]) as u64;
+        let read = h[8] == 1;
+        if !self.window(9 + flen + len) {
+            return None;
+        }
+        let (at, m) = self.map.as_ref()?;
+        let s = (self.pos - at) as usize + 9;
+        self.pos += 9 + flen + len;
+        let (flen, len) = (flen as usize, len as usize);
+        let folder = std::str::from_utf8(m.get(s..s + flen)?)
+            .unwrap_or_else(|e| fail("corpus folder name", e));
         Some(Frame {
-            folder: String::from_utf8_lossy(&f).into_owned(),
-            read: h[8] == 1,
+            folder,
+            read,
+            raw: m.get(s + flen..s + flen + len)?,
         })
     }
 }
@@ -114,6 +162,50 @@ impl Frames {
 struct Case {
     wall: Duration,
     cpu: Duration,
+    /// Seconds the CPUs this process may run on spent idle or waiting for I/O, stolen by
+    /// the hypervisor, and in interrupts, while the case ran: where wall time that is not
+    /// CPU time went.
+    off: [f64; 3],
+}
+
+/// The CPUs this process may run on (`Cpus_allowed_list`), as `cpuN` names of /proc/stat.
+fn allowed_cpus() -> Vec<String> {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let list = s
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    let mut out = Vec::new();
+    for part in list.split(',').filter(|p| !p.is_empty()) {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        if let (Ok(a), Ok(b)) = (a.parse::<u32>(), b.parse::<u32>()) {
+            out.extend((a..=b).map(|c| format!("cpu{c}")));
+        }
+    }
+    out
+}
+
+/// Idle + iowait, steal, and irq + softirq time of the allowed CPUs, in seconds
+/// (/proc/stat counts in USER_HZ, 100 per second here).
+fn off_cpu() -> [f64; 3] {
+    let cpus = allowed_cpus();
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let mut t = [0f64; 3];
+    for l in stat.lines() {
+        let mut f = l.split_whitespace();
+        let Some(name) = f.next() else { continue };
+        if !cpus.iter().any(|c| c == name) {
+            continue;
+        }
+        let v: Vec<f64> = f.map(|x| x.parse().unwrap_or(0.0) / 100.0).collect();
+        let g = |i: usize| v.get(i).copied().unwrap_or(0.0);
+        t[0] += g(3) + g(4);
+        t[1] += g(7);
+        t[2] += g(5) + g(6);
+    }
+    t
 }
 
 fn line(name: &str, c: &Case, n: u64, bytes: u64, raw: Option<&Case>) {
@@ -135,14 +227,20 @@ fn line(name: &str, c: &Case, n: u64, bytes: u64, raw: Option<&Case>) {
         c.cpu.as_secs_f64(),
         mb / c.cpu.as_secs_f64().max(0.01),
     );
+    println!(
+        "      off-cpu: idle/iowait {:.2}s, steal {:.2}s, irq {:.2}s",
+        c.off[0], c.off[1], c.off[2]
+    );
 }
 
 fn timed(f: impl FnOnce()) -> Case {
-    let (t, c) = (Instant::now(), cpu_time());
+    let (t, c, o) = (Instant::now(), cpu_time(), off_cpu());
     f();
+    let o2 = off_cpu();
     Case {
         wall: t.elapsed(),
         cpu: cpu_time().saturating_sub(c),
+        off: [o2[0] - o[0], o2[1] - o[1], o2[2] - o[2]],
     }
 }
 
@@ -152,8 +250,8 @@ fn raw_case(corpus: &std::path::Path, raw_path: &std::path::Path) -> Case {
         let mut fr = Frames::open(corpus);
         let f = File::create(raw_path).unwrap_or_else(|e| fail("create raw", e));
         let mut w = BufWriter::with_capacity(1 << 20, f);
-        while fr.next().is_some() {
-            if let Err(e) = w.write_all(&fr.buf) {
+        while let Some(f) = fr.next() {
+            if let Err(e) = w.write_all(f.raw) {
                 fail("write raw", e);
             }
         }
@@ -180,18 +278,19 @@ fn pst_case(
     let c = timed(|| {
         let options = WriterOptions {
             encoding,
+            direct_io: std::env::var("ARCHIVE_BENCH_DIRECT").as_deref() != Ok("0"),
             ..Default::default()
         };
         let mut w = PstWriter::create(pst_path, options).unwrap_or_else(|e| fail("pst", e));
         let mut ids = std::collections::HashMap::new();
         let mut fr = Frames::open(corpus);
         while let Some(f) = fr.next() {
-            let id = match ids.get(&f.folder) {
+            let id = match ids.get(f.folder) {
                 Some(id) => *id,
                 None => {
                     let segs: Vec<&str> = f.folder.split('/').collect();
                     let id = w.folder(&segs).unwrap_or_else(|e| fail("pst folder", e));
-                    ids.insert(f.folder.clone(), id);
+                    ids.insert(f.folder.to_string(), id);
                     id
                 }
             };
@@ -199,7 +298,7 @@ fn pst_case(
                 read: f.read,
                 ..Default::default()
             };
-            w.add_message(id, &fr.buf, &meta)
+            w.add_message(id, f.raw, &meta)
                 .unwrap_or_else(|e| fail("pst add", e));
         }
         volumes = w.finish().unwrap_or_else(|e| fail("pst finish", e));
@@ -240,9 +339,9 @@ fn main() {
     let (mut n, mut bytes) = (0u64, 0u64);
     if corpus.exists() {
         let mut fr = Frames::open(&corpus);
-        while fr.next().is_some() {
+        while let Some(f) = fr.next() {
             n += 1;
-            bytes += fr.buf.len() as u64;
+            bytes += f.raw.len() as u64;
         }
     } else {
         let f = File::create(&corpus).unwrap_or_else(|e| fail("create corpus", e));
@@ -289,8 +388,8 @@ fn main() {
             const CHUNK: usize = 253_952;
             let (mut chunk, mut used) =
                 (legacyflo_pst::ndb::out::PageBuf::zeroed(CHUNK, 0), 0usize);
-            while fr.next().is_some() {
-                let mut rest = fr.buf.as_slice();
+            while let Some(f) = fr.next() {
+                let mut rest = f.raw;
                 while !rest.is_empty() {
                     let k = rest.len().min(CHUNK - used);
                     chunk[used..used + k].copy_from_slice(&rest[..k]);
@@ -337,9 +436,9 @@ fn main() {
                         sink.begin_folder(&folder)
                             .await
                             .unwrap_or_else(|e| fail("zip folder", e));
-                        current = f.folder.clone();
+                        current = f.folder.to_string();
                     }
-                    let mut m = Message::new(std::mem::take(&mut fr.buf), folder, format!("{i}"));
+                    let mut m = Message::new(f.raw.to_vec(), folder, format!("{i}"));
                     if f.read {
                         m.flags.push(Flag::Seen);
                     }

@@ -293,3 +293,43 @@ fn malformed_structure_defers_to_mail_parser() {
     let raw = b"Subject: lf\nContent-Type: multipart/alternative; boundary=b\n\n--b\nContent-Type: text/plain\n\nx\n--b\nContent-Type: text/html\n\n<b>x</b>\n--b--\n";
     assert!(check_same(raw, "lf"));
 }
+
+/// The fields the fast path reads raw from headers it otherwise skips (priority,
+/// sensitivity, threading, the last Received date), in odd case and folded over lines,
+/// come out as mail-parser's full parse gives them, with the expected values.
+#[test]
+fn skipped_headers_are_read_raw() {
+    let raw = concat!(
+        "Received: from relay.example.net\r\n",
+        "\tby mx.example.com; Tue, 1 Dec 2026 10:00:07 +0000\r\n",
+        "From: Ann <ann@example.com>\r\n",
+        "To: Bob <bob@example.com>\r\n",
+        "Subject: skipped headers\r\n",
+        "Date: Tue, 1 Dec 2026 09:59:00 +0000\r\n",
+        "Message-ID: <m2@example.com>\r\n",
+        "In-Reply-To:\r\n <m1@example.com>\r\n",
+        "References: <m0@example.com>\r\n\t<m1@example.com>\r\n",
+        "X-PRIORITY: 1 (Highest)\r\n",
+        "sensitivity: Company-Confidential\r\n",
+        "X-Unused-Long-Header: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n bbbbbbbbbbbbbbbbbbbb\r\n",
+        "\r\n",
+        "body\r\n"
+    )
+    .as_bytes();
+    assert!(check_same(raw, "skipped headers"), "left the fast path");
+    let d = scan(raw).unwrap();
+    assert_eq!(d.in_reply_to.as_deref(), Some("<m1@example.com>"));
+    assert_eq!(
+        d.references.as_deref(),
+        Some("<m0@example.com> <m1@example.com>")
+    );
+    assert_eq!((d.importance, d.priority, d.sensitivity), (2, 1, 3));
+    // 2026-12-01T10:00:07Z
+    assert_eq!(d.received, Some(1_796_119_207));
+    assert!(d.headers.contains("X-Unused-Long-Header"));
+    // Importance (a name mail-parser knows) alone, and Sensitivity in another value.
+    let raw = b"From: a@example.com\r\nimportance: Low\r\nSensitivity: private\r\n\r\nx\r\n";
+    assert!(check_same(raw, "importance"), "left the fast path");
+    let d = scan(raw).unwrap();
+    assert_eq!((d.importance, d.priority, d.sensitivity), (0, -1, 2));
+}

@@ -46,10 +46,11 @@ const ENGINE: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::n
 /// time (so a large attachment costs no second copy of its text), and decoded by the
 /// `base64` crate; anything else takes a lenient scalar loop.
 pub fn base64(input: &[u8]) -> Option<Vec<u8>> {
-    use base64::Engine as _;
     const CHUNK: usize = 64 * 1024;
     let mut out = Vec::with_capacity(input.len() / 4 * 3 + 3);
-    let mut chunk: Vec<u8> = Vec::with_capacity(CHUNK.min(input.len()) + 128);
+    // The compacted text, with room for `SLACK` bytes past `CHUNK` so that a short line is
+    // copied by fixed-size moves (see `copy_line`).
+    let mut buf: Vec<u8> = Vec::with_capacity(CHUNK.min(input.len()) + SLACK);
     let mut rest = input;
     // The previous line's length and line break: lines of one length are the rule, so the
     // next line is taken when the same break follows at the same length, without a search.
@@ -57,40 +58,33 @@ pub fn base64(input: &[u8]) -> Option<Vec<u8>> {
     // lenient decoder takes the whole input.)
     let mut line: Option<(usize, &[u8])> = None;
     loop {
-        while chunk.len() < CHUNK && !rest.is_empty() {
+        while buf.len() < CHUNK && !rest.is_empty() {
+            // The break is compared byte by byte: a slice comparison of unknown length
+            // would call `memcmp` once per line.
             if let Some((len, brk)) = line
-                && rest.get(len..len + brk.len()) == Some(brk)
+                && match *brk {
+                    [a] => rest.get(len) == Some(&a),
+                    [a, b] => rest.get(len) == Some(&a) && rest.get(len + 1) == Some(&b),
+                    _ => false,
+                }
             {
-                chunk.extend_from_slice(rest.get(..len).unwrap_or(&[]));
+                copy_line(&mut buf, rest, len);
                 rest = rest.get(len + brk.len()..).unwrap_or(&[]);
                 continue;
             }
-            match memchr::memchr2(b'\r', b'\n', rest) {
-                Some(i) => {
-                    chunk.extend_from_slice(rest.get(..i).unwrap_or(&[]));
-                    let brk: &[u8] = if rest.get(i..i + 2) == Some(b"\r\n") {
-                        b"\r\n"
-                    } else if rest.get(i) == Some(&b'\r') {
-                        b"\r"
-                    } else {
-                        b"\n"
-                    };
-                    line = (i > 0).then_some((i, brk));
-                    rest = rest.get(i + brk.len()..).unwrap_or(&[]);
-                }
-                None => {
-                    chunk.extend_from_slice(rest);
-                    rest = &[];
-                }
-            }
+            let (i, brk): (usize, &[u8]) = match memchr::memchr2(b'\r', b'\n', rest) {
+                Some(i) if rest.get(i..i + 2) == Some(b"\r\n") => (i, b"\r\n"),
+                Some(i) if rest.get(i) == Some(&b'\r') => (i, b"\r"),
+                Some(i) => (i, b"\n"),
+                None => (rest.len(), b""),
+            };
+            copy_line(&mut buf, rest, i);
+            line = (i > 0 && !brk.is_empty()).then_some((i, brk));
+            rest = rest.get(i + brk.len()..).unwrap_or(&[]);
         }
         let last = rest.is_empty();
-        let take = if last {
-            chunk.len()
-        } else {
-            chunk.len() / 4 * 4
-        };
-        let part = chunk.get(..take).unwrap_or(&[]);
+        let take = if last { buf.len() } else { buf.len() / 4 * 4 };
+        let part = buf.get(..take).unwrap_or(&[]);
         if !last && part.last() == Some(&b'=') {
             return base64_lenient(input);
         }
@@ -99,6 +93,7 @@ pub fn base64(input: &[u8]) -> Option<Vec<u8>> {
         // accepts the same alphabet with those relaxations, and only then to the scalar one.
         let mark = out.len();
         if base64_simd::STANDARD.decode_append(part, &mut out).is_err() {
+            use base64::Engine as _;
             out.truncate(mark);
             if ENGINE.decode_vec(part, &mut out).is_err() {
                 return base64_lenient(input);
@@ -107,7 +102,28 @@ pub fn base64(input: &[u8]) -> Option<Vec<u8>> {
         if last {
             return Some(out);
         }
-        chunk.drain(..take);
+        buf.drain(..take);
+    }
+}
+
+/// The longest line [`copy_line`] copies as one fixed-size move.
+const SLACK: usize = 96;
+
+/// Appends the first `len` bytes of `src` to `buf`. A line of up to [`SLACK`] bytes (with
+/// that many bytes readable) is appended as `SLACK` bytes and cut back: a move of a size
+/// known when compiling, where a length known only at run time costs a `memcpy` call per
+/// line.
+fn copy_line(buf: &mut Vec<u8>, src: &[u8], len: usize) {
+    let keep = buf.len() + len;
+    match src
+        .get(..SLACK)
+        .and_then(|s| <&[u8; SLACK]>::try_from(s).ok())
+    {
+        Some(s) if len <= SLACK => {
+            buf.extend_from_slice(s);
+            buf.truncate(keep);
+        }
+        _ => buf.extend_from_slice(src.get(..len).unwrap_or(src)),
     }
 }
 

@@ -8,7 +8,7 @@ pub use scan::split_header;
 
 use std::borrow::Cow;
 
-use mail_parser::{Address, Message, MessageParser, MimeHeaders, PartType};
+use mail_parser::{Address, HeaderName, Message, MessageParser, MimeHeaders, PartType};
 
 /// A name and SMTP address.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -110,7 +110,11 @@ fn text_lossy(b: &[u8]) -> String {
     }
 }
 
-fn raw_header(msg: &Message<'_>, name: &str) -> Option<String> {
+/// The raw value of header `name`, its whitespace runs folded to one space. `name` is a
+/// `HeaderName` built by the caller: a `&str` would be lower-cased into a new `String` on
+/// every lookup. A name mail-parser knows must be given as its variant: `Other("Sensitivity")`
+/// never equals `HeaderName::Sensitivity`.
+fn raw_header(msg: &Message<'_>, name: HeaderName<'static>) -> Option<String> {
     msg.header_raw(name)
         .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
         .filter(|v| !v.is_empty())
@@ -136,17 +140,17 @@ pub fn header_fields(msg: &Message<'_>, head: &[u8]) -> MailData<'static> {
         .map(|t| t.to_timestamp())
         .or_else(|| {
             // Received left raw (the fast path): its date follows the last ';'.
-            let raw = msg.header_raw("Received")?;
+            let raw = msg.header_raw(HeaderName::Received)?;
             let (_, date) = raw.rsplit_once(';')?;
             let date = date.split_whitespace().collect::<Vec<_>>().join(" ");
             mail_parser::DateTime::parse_rfc822(&date).map(|t| t.to_timestamp())
         });
     d.message_id = msg.message_id().map(|id| format!("<{id}>"));
-    d.in_reply_to = raw_header(msg, "In-Reply-To");
-    d.references = raw_header(msg, "References");
+    d.in_reply_to = raw_header(msg, HeaderName::InReplyTo);
+    d.references = raw_header(msg, HeaderName::References);
     d.headers = text_lossy(head);
-    let prio = raw_header(msg, "Importance")
-        .or_else(|| raw_header(msg, "X-Priority"))
+    let prio = raw_header(msg, HeaderName::Importance)
+        .or_else(|| raw_header(msg, HeaderName::Other(Cow::Borrowed("X-Priority"))))
         .unwrap_or_default()
         .to_ascii_lowercase();
     (d.importance, d.priority) = match prio.trim() {
@@ -154,7 +158,7 @@ pub fn header_fields(msg: &Message<'_>, head: &[u8]) -> MailData<'static> {
         p if p.starts_with("low") || p.starts_with('4') || p.starts_with('5') => (0, -1),
         _ => (1, 0),
     };
-    d.sensitivity = match raw_header(msg, "Sensitivity")
+    d.sensitivity = match raw_header(msg, HeaderName::Sensitivity)
         .unwrap_or_default()
         .to_ascii_lowercase()
         .as_str()

@@ -22,12 +22,14 @@ use super::{AttachBody, AttachData, MailData, codepage, decode, header_fields};
 /// Deepest nesting of multiparts and embedded messages the fast path follows.
 pub const MAX_DEPTH: usize = 16;
 
-/// The header parser of a message: only the fields a PST keeps are parsed (the others
-/// stay raw, which is all [`header_fields`] reads of them).
+/// The header parser of a message: only the fields a PST keeps are parsed. The others
+/// are skipped, not even copied as text: a skipped field keeps its offsets, and its raw
+/// bytes are all [`header_fields`] reads of it (`Message::header_raw`).
 fn parser() -> &'static MessageParser {
     static P: OnceLock<MessageParser> = OnceLock::new();
     P.get_or_init(|| {
         MessageParser::new()
+            .default_header_ignore()
             .with_mime_headers()
             .header_text(HeaderName::Subject)
             .header_date(HeaderName::Date)
@@ -40,10 +42,14 @@ fn parser() -> &'static MessageParser {
     })
 }
 
-/// The header parser of a body part: the MIME fields only.
+/// The header parser of a body part: the MIME fields only, the others skipped.
 fn part_parser() -> &'static MessageParser {
     static P: OnceLock<MessageParser> = OnceLock::new();
-    P.get_or_init(|| MessageParser::new().with_mime_headers())
+    P.get_or_init(|| {
+        MessageParser::new()
+            .default_header_ignore()
+            .with_mime_headers()
+    })
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
