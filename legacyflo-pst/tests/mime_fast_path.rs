@@ -333,3 +333,45 @@ fn skipped_headers_are_read_raw() {
     let d = scan(raw).unwrap();
     assert_eq!((d.importance, d.priority, d.sensitivity), (0, -1, 2));
 }
+
+/// Delimiter search: dashes in the bodies are told apart from delimiters as mail-parser
+/// tells them; the delimiter in mid-line is not one (RFC 2046 §5.1.1, like a longer
+/// boundary above; mail-parser splits there).
+#[test]
+fn boundary_search_among_dashes() {
+    let mid = b"Subject: a\r\nContent-Type: multipart/mixed; boundary=b1\r\n\r\n--b1\r\n\r\none\r\nx--b1 in mid-line\r\n--b1--\r\n";
+    assert_eq!(
+        scan(mid).unwrap().text.as_deref(),
+        Some("one\r\nx--b1 in mid-line")
+    );
+    let raw = concat!(
+        "From: a@example.com\r\n",
+        "Subject: dashes\r\n",
+        "MIME-Version: 1.0\r\n",
+        "Content-Type: multipart/mixed; boundary=\"b1\"\r\n",
+        "\r\n",
+        "--b1\r\n",
+        "Content-Type: text/plain\r\n",
+        "\r\n",
+        "one - two -- three ---- four\r\n",
+        "-- \r\n",
+        "signature\r\n",
+        "--b1\r\n",
+        "Content-Type: application/octet-stream; name=\"d.bin\"\r\n",
+        "Content-Transfer-Encoding: base64\r\n",
+        "\r\n",
+        "LS0tLS0t\r\n",
+        "--b1--\r\n",
+        "epilogue -- ignored\r\n"
+    )
+    .as_bytes();
+    assert!(check_same(raw, "dashes"), "left the fast path");
+    let d = scan(raw).unwrap();
+    let text = d.text.as_deref().unwrap_or("");
+    assert!(text.ends_with("signature"), "{text:?}");
+    assert_eq!(d.attachments.len(), 1);
+    match &d.attachments[0].body {
+        AttachBody::Bytes(b) => assert_eq!(b.as_ref(), b"------"),
+        AttachBody::Message(_) => panic!("not an embedded message"),
+    }
+}

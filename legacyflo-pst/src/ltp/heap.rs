@@ -16,7 +16,8 @@ impl HeapBlock {
         data.resize(header, 0);
         HeapBlock {
             data,
-            allocs: Vec::new(),
+            // A message's PC holds some 60 items: one allocation, not six regrowths.
+            allocs: Vec::with_capacity(64),
         }
     }
 }

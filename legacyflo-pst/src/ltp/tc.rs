@@ -33,7 +33,8 @@ pub fn write_tc<'r>(
     columns: &[Column],
     rows: impl ExactSizeIterator<Item = Row<'r>>,
 ) -> Result<u64> {
-    let mut descs = vec![
+    let mut descs = Vec::with_capacity(columns.len() + 2);
+    descs.extend([
         Desc {
             tag: 0x67F2_0003,
             ib: 0,
@@ -48,7 +49,7 @@ pub fn write_tc<'r>(
             bit: 1,
             src: None,
         },
-    ];
+    ]);
     let mut order: Vec<usize> = (0..columns.len()).collect();
     // 8-byte, then 4-byte, 2-byte, 1-byte columns.
     order.sort_by_key(|&i| {

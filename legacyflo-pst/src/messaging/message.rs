@@ -419,7 +419,9 @@ pub fn write_message_node(
     let display_cc = join_names(&mail.cc);
     let display_bcc = join_names(&mail.bcc);
 
-    let mut props: Vec<Prop<'_>> = vec![
+    // Sized for every property below: no regrowth while they are pushed.
+    let mut props: Vec<Prop<'_>> = Vec::with_capacity(48);
+    props.extend([
         (0x001A, Value::Str(Cow::Borrowed("IPM.Note"))),
         (0x0017, Value::I32(mail.importance)),
         (0x0026, Value::I32(mail.priority)),
@@ -436,7 +438,7 @@ pub fn write_message_node(
         ),
         (0x3FFD, Value::I32(65001)),
         (0x1016, Value::I32(if mail.html.is_some() { 3 } else { 1 })),
-    ];
+    ]);
     // PidTagSearchKey: derived from the start of the header block, the Message-ID and
     // the NID (cheap; it only has to be unique).
     let head = mail.headers.as_bytes();
