@@ -12,7 +12,13 @@ struct HeapBlock {
 impl HeapBlock {
     /// An empty block with its `header` bytes, sized for a whole block (no regrowth).
     fn new(header: usize) -> HeapBlock {
-        let mut data = Vec::with_capacity(MAX_BLOCK_DATA);
+        HeapBlock::in_buffer(header, Vec::with_capacity(MAX_BLOCK_DATA))
+    }
+
+    /// [`HeapBlock::new`] in `data` (cleared; grown to a whole block if smaller).
+    fn in_buffer(header: usize, mut data: Vec<u8>) -> HeapBlock {
+        data.clear();
+        data.reserve(MAX_BLOCK_DATA);
         data.resize(header, 0);
         HeapBlock {
             data,
@@ -63,9 +69,16 @@ fn fill_level(free: usize) -> u8 {
 impl Heap {
     /// A new heap with client signature `client_sig` (0xBC PC, 0x7C TC, 0xB5 BTH).
     pub fn new(client_sig: u8) -> Heap {
+        Heap::in_buffer(client_sig, Vec::new())
+    }
+
+    /// [`Heap::new`] with its first block built in `buf`, a buffer used before (see
+    /// [`crate::ndb::alloc::NdbWriter::heap_buffer`]): most heaps are one block, so a heap
+    /// then costs no allocation of a block.
+    pub fn in_buffer(client_sig: u8, buf: Vec<u8>) -> Heap {
         Heap {
             client_sig,
-            blocks: vec![HeapBlock::new(12)],
+            blocks: vec![HeapBlock::in_buffer(12, buf)],
             root: 0,
         }
     }

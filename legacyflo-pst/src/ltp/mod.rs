@@ -313,5 +313,6 @@ pub fn write_heap(ndb: &mut NdbWriter, blocks: Vec<Vec<u8>>) -> Result<u64> {
     for b in &blocks {
         leaves.push((ndb.write_block(b, false)?, b.len() as u64));
     }
+    ndb.recycle_heap_buffers(blocks);
     ndb.write_tree(&leaves)
 }

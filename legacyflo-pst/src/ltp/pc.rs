@@ -48,7 +48,7 @@ pub fn cell(ctx: &mut NodeCtx<'_>, heap: &mut Heap, v: &Value<'_>) -> Result<u32
 pub fn write_pc(ctx: &mut NodeCtx<'_>, mut props: Vec<Prop<'_>>) -> Result<u64> {
     props.sort_by_key(|p| p.0);
     props.dedup_by_key(|p| p.0);
-    let mut heap = Heap::new(0xBC);
+    let mut heap = Heap::in_buffer(0xBC, ctx.ndb.heap_buffer());
     let mut records = Vec::with_capacity(props.len() * 8);
     for (id, v) in &props {
         let c = cell(ctx, &mut heap, v)?;

@@ -102,7 +102,7 @@ pub fn write_tc<'r>(
     let row_size = ib + ceb;
     rgib[3] = row_size as u16;
 
-    let mut heap = Heap::new(0x7C);
+    let mut heap = Heap::in_buffer(0x7C, ctx.ndb.heap_buffer());
     let count = rows.len();
     // The row matrix: in the heap when small, else a subnode written block by block as
     // the rows come (a folder of 100,000 messages does not hold its matrix in memory).

@@ -46,11 +46,37 @@ const ENGINE: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::n
 /// time (so a large attachment costs no second copy of its text), and decoded by the
 /// `base64` crate; anything else takes a lenient scalar loop.
 pub fn base64(input: &[u8]) -> Option<Vec<u8>> {
-    const CHUNK: usize = 64 * 1024;
+    thread_local! {
+        /// The compaction buffer of [`base64`], kept between calls (one 64 KiB allocation
+        /// per attachment saved).
+        static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let kept = BUF.try_with(|b| {
+        b.try_borrow_mut().ok().map(|mut buf| {
+            let out = base64_in(input, &mut buf);
+            if buf.capacity() > 2 * CHUNK {
+                // A long unbroken line grew it: not kept at that size.
+                *buf = Vec::new();
+            }
+            out
+        })
+    });
+    match kept {
+        Ok(Some(out)) => out,
+        _ => base64_in(input, &mut Vec::new()),
+    }
+}
+
+/// Compaction chunk of [`base64`].
+const CHUNK: usize = 64 * 1024;
+
+/// [`base64`] with `buf` as its compaction buffer (cleared first).
+fn base64_in(input: &[u8], buf: &mut Vec<u8>) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(input.len() / 4 * 3 + 3);
     // The compacted text, with room for `SLACK` bytes past `CHUNK` so that a short line is
     // copied by fixed-size moves (see `copy_line`).
-    let mut buf: Vec<u8> = Vec::with_capacity(CHUNK.min(input.len()) + SLACK);
+    buf.clear();
+    buf.reserve(CHUNK.min(input.len()) + SLACK);
     let mut rest = input;
     // The previous line's length and line break: lines of one length are the rule, so the
     // next line is taken when the same break follows at the same length, without a search.
@@ -68,7 +94,7 @@ pub fn base64(input: &[u8]) -> Option<Vec<u8>> {
                     _ => false,
                 }
             {
-                copy_line(&mut buf, rest, len);
+                copy_line(buf, rest, len);
                 rest = rest.get(len + brk.len()..).unwrap_or(&[]);
                 continue;
             }
@@ -78,7 +104,7 @@ pub fn base64(input: &[u8]) -> Option<Vec<u8>> {
                 Some(i) => (i, b"\n"),
                 None => (rest.len(), b""),
             };
-            copy_line(&mut buf, rest, i);
+            copy_line(buf, rest, i);
             line = (i > 0 && !brk.is_empty()).then_some((i, brk));
             rest = rest.get(i + brk.len()..).unwrap_or(&[]);
         }
@@ -330,6 +356,43 @@ mod tests {
             let enc = legacy_b64(&data);
             assert_eq!(base64(&enc).unwrap(), data, "{n}");
         }
+    }
+
+    /// Line lengths around the fixed-size copy (96), LF and CRLF breaks, one unbroken
+    /// line longer than the kept buffer, and calls after a refused input: the buffer
+    /// kept between calls never leaks one input into the next.
+    #[test]
+    fn base64_line_shapes_and_kept_buffer() {
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 + i / 13) as u8).collect();
+        let one_line = legacy_b64_lines(&data, usize::MAX, b"");
+        for (len, brk) in [
+            (64, &b"\r\n"[..]),
+            (72, b"\n"),
+            (76, b"\r\n"),
+            (96, b"\r\n"),
+            (100, b"\n"),
+            (4, b"\r\n"),
+        ] {
+            let enc = legacy_b64_lines(&data, len, brk);
+            assert_eq!(base64(&enc).unwrap(), data, "{len}");
+            assert!(base64(b"Zm9v!mFy").is_none());
+            assert_eq!(base64(&one_line).unwrap(), data, "one line after {len}");
+            assert_eq!(base64(b"Zm9v\r\nYmFy").unwrap(), b"foobar");
+        }
+    }
+
+    /// `data` in base64, broken after every `len` characters with `brk`.
+    fn legacy_b64_lines(data: &[u8], len: usize, brk: &[u8]) -> Vec<u8> {
+        let flat: Vec<u8> = legacy_b64(data)
+            .into_iter()
+            .filter(|b| !b.is_ascii_whitespace())
+            .collect();
+        let mut out = Vec::new();
+        for line in flat.chunks(len.min(flat.len().max(1))) {
+            out.extend_from_slice(line);
+            out.extend_from_slice(brk);
+        }
+        out
     }
 
     fn legacy_b64(data: &[u8]) -> Vec<u8> {

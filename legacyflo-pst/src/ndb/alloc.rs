@@ -82,6 +82,8 @@ pub struct NdbWriter {
     /// Every top-level node.
     pub nbt: Vec<NbtEntry>,
     scratch: Vec<u8>,
+    /// Block buffers of heaps already written, for the next heaps.
+    heap_buffers: Vec<Vec<u8>>,
 }
 
 /// What the header needs from the NDB layer at the end.
@@ -144,6 +146,26 @@ pub fn page_trailer(page: &mut [u8], ptype: u8, sig: u16, bid: u64) {
 }
 
 impl NdbWriter {
+    /// Most heap blocks kept for reuse by [`NdbWriter::recycle_heap_buffers`].
+    const HEAP_BUFFERS: usize = 8;
+
+    /// A buffer for a heap block: one kept by [`NdbWriter::recycle_heap_buffers`], or a new
+    /// empty one. Its contents are to be discarded.
+    pub fn heap_buffer(&mut self) -> Vec<u8> {
+        self.heap_buffers.pop().unwrap_or_default()
+    }
+
+    /// Keeps up to [`NdbWriter::HEAP_BUFFERS`] of `blocks`, written heap blocks, for the
+    /// next heaps: a message writes several heaps of one 8 KiB block each.
+    pub fn recycle_heap_buffers(&mut self, blocks: Vec<Vec<u8>>) {
+        for b in blocks {
+            if self.heap_buffers.len() >= Self::HEAP_BUFFERS {
+                break;
+            }
+            self.heap_buffers.push(b);
+        }
+    }
+
     /// Starts writing at the first AMap range of `file`, the empty file just created at
     /// `path` (the header area is written by [`NdbWriter::finish`]). Ranges are written by
     /// a [`RangeOut`] thread, with direct I/O when `direct_io` and the file system allow it.
@@ -163,6 +185,7 @@ impl NdbWriter {
             bbt: Vec::new(),
             nbt: Vec::new(),
             scratch: Vec::new(),
+            heap_buffers: Vec::new(),
         };
         w.start_range();
         Ok(w)
