@@ -116,8 +116,20 @@ fn text_lossy(b: &[u8]) -> String {
 /// never equals `HeaderName::Sensitivity`.
 fn raw_header(msg: &Message<'_>, name: HeaderName<'static>) -> Option<String> {
     msg.header_raw(name)
-        .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
+        .map(fold_whitespace)
         .filter(|v| !v.is_empty())
+}
+
+/// `v` with its whitespace runs (folding included) made one space, trimmed.
+fn fold_whitespace(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for w in v.split_whitespace() {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(w);
+    }
+    out
 }
 
 /// The header fields a PST keeps (subject, addresses, dates, ids, importance, priority,
@@ -142,8 +154,7 @@ pub fn header_fields(msg: &Message<'_>, head: &[u8]) -> MailData<'static> {
             // Received left raw (the fast path): its date follows the last ';'.
             let raw = msg.header_raw(HeaderName::Received)?;
             let (_, date) = raw.rsplit_once(';')?;
-            let date = date.split_whitespace().collect::<Vec<_>>().join(" ");
-            mail_parser::DateTime::parse_rfc822(&date).map(|t| t.to_timestamp())
+            mail_parser::DateTime::parse_rfc822(&fold_whitespace(date)).map(|t| t.to_timestamp())
         });
     d.message_id = msg.message_id().map(|id| format!("<{id}>"));
     d.in_reply_to = raw_header(msg, HeaderName::InReplyTo);
