@@ -21,7 +21,7 @@
 //! println!("{}", result.report);
 //! # }
 //! ```
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod codec;
@@ -35,6 +35,7 @@ pub mod message;
 pub mod request;
 pub mod sink;
 pub mod source;
+pub mod spill;
 pub mod summary;
 
 pub use engine::report::{Failure, FolderReport, Report, RunStatus, Totals};

@@ -21,6 +21,17 @@ pub struct FolderInfo {
     pub messages: Option<u64>,
     /// RFC 6154 special use (`\Sent`, `\Trash`, …), if any.
     pub special_use: Option<String>,
+    /// What the source noticed about this folder while listing and wants in the report
+    /// (e.g. "the server lists two mailboxes that decode to this name; this one is kept
+    /// apart as `Foo (2)`"). Copied into the folder's report on a fresh run.
+    #[serde(default)]
+    pub notes: Vec<String>,
+    /// Entries that belong under this folder but were skipped while listing (a symbolic
+    /// link out of the source root, a file that vanished), each with its reason. The
+    /// engine counts them as skipped messages of this folder, so the run ends
+    /// "done with skipped messages" (exit 3) and nothing is left out silently.
+    #[serde(default)]
+    pub skipped: Vec<crate::engine::report::Failure>,
 }
 
 impl FolderInfo {
@@ -31,6 +42,8 @@ impl FolderInfo {
             selectable: true,
             messages: None,
             special_use: None,
+            notes: Vec::new(),
+            skipped: Vec::new(),
         }
     }
 }
@@ -64,6 +77,18 @@ pub enum SourceEvent {
         /// Why it could not be read.
         reason: String,
     },
+    /// A message the source listed but that is no longer there: it was deleted at the
+    /// source during the run, and the source checked that (IMAP: absent from a fresh
+    /// `UID SEARCH`; an API answering 404 for an id it listed). It is counted as expunged,
+    /// not as skipped: nothing the mailbox still holds was left out. A source MUST NOT
+    /// use this for a message it merely failed to read (that is
+    /// [`SourceEvent::Unreadable`]).
+    Expunged {
+        /// The source's id for the message.
+        source_id: String,
+        /// Resuming after this position skips it.
+        position: Position,
+    },
 }
 
 impl SourceEvent {
@@ -72,6 +97,7 @@ impl SourceEvent {
         match self {
             SourceEvent::Message(item) => &item.position,
             SourceEvent::Unreadable { position, .. } => position,
+            SourceEvent::Expunged { position, .. } => position,
         }
     }
 }
@@ -100,7 +126,10 @@ pub struct SourceCapabilities {
 ///   repeat. Positions are opaque to callers and only meaningful for the same folder.
 /// - The source MAY apply the filter's dates itself and report so in
 ///   [`capabilities`](Source::capabilities); it MUST NOT drop a message for any other reason.
-///   A message it cannot read is yielded as [`SourceEvent::Unreadable`] with a reason.
+///   A message it cannot read is yielded as [`SourceEvent::Unreadable`] with a reason; a
+///   message it listed and then found deleted at the source is yielded as
+///   [`SourceEvent::Expunged`]. Every message a source lists before reading is accounted
+///   for by exactly one event.
 /// - After a stream yields `Err`, it yields nothing more. If the error is retryable
 ///   ([`crate::Error::is_retryable`]) the caller may call `stream` again with the last
 ///   position it received.

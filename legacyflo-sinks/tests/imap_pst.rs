@@ -116,6 +116,7 @@ async fn read_pst(path: &Path) -> Vec<Message> {
         while let Some(ev) = s.next().await {
             match ev.expect("stream item") {
                 SourceEvent::Message(item) => out.push(item.message),
+                SourceEvent::Expunged { source_id, .. } => panic!("expunged {source_id}"),
                 SourceEvent::Unreadable {
                     source_id, reason, ..
                 } => panic!("unreadable {source_id} in {}: {reason}", f.path),

@@ -39,6 +39,7 @@ impl SinkHarness for Harness {
             while let Some(ev) = s.next().await {
                 match ev.expect("stream item") {
                     SourceEvent::Message(item) => out.push(item.message),
+                    SourceEvent::Expunged { source_id, .. } => panic!("expunged {source_id}"),
                     SourceEvent::Unreadable {
                         source_id, reason, ..
                     } => panic!("unreadable {source_id} in {}: {reason}", f.path),

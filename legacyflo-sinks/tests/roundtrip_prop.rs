@@ -158,6 +158,7 @@ async fn read_all(source: Arc<dyn Source>) -> Vec<Message> {
         while let Some(ev) = s.next().await {
             match ev.expect("item") {
                 SourceEvent::Message(item) => out.push(item.message),
+                SourceEvent::Expunged { source_id, .. } => panic!("expunged {source_id}"),
                 SourceEvent::Unreadable {
                     source_id, reason, ..
                 } => panic!("unreadable {source_id}: {reason}"),

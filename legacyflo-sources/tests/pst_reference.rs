@@ -51,6 +51,7 @@ async fn stream_all(path: &Path) -> (usize, Vec<String>, Vec<String>) {
                     assert_eq!(item.message.folder, f.path);
                     messages += 1;
                 }
+                SourceEvent::Expunged { source_id, .. } => panic!("expunged {source_id}"),
                 SourceEvent::Unreadable {
                     source_id, reason, ..
                 } => unreadable.push(format!("{source_id}: {reason}")),

@@ -29,6 +29,7 @@ async fn the_sample_mailbox_reads_back_exactly() {
                         .map(|d| d.timestamp())
                         .unwrap_or(i64::MIN),
                 )),
+                SourceEvent::Expunged { source_id, .. } => panic!("expunged {source_id}"),
                 SourceEvent::Unreadable {
                     source_id, reason, ..
                 } => panic!("{source_id}: {reason}"),

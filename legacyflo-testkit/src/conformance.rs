@@ -366,6 +366,9 @@ async fn collect(
             SourceEvent::Unreadable {
                 source_id, reason, ..
             } => panic!("unreadable {source_id}: {reason}"),
+            SourceEvent::Expunged { source_id, .. } => {
+                panic!("{source_id} reported expunged from an unchanged mailbox")
+            }
         }
     }
     out

@@ -353,3 +353,78 @@ async fn temporary_listing_failures_are_retried() {
     assert_eq!(res.report.retries, 2);
     assert_eq!(sink.committed().len(), 20);
 }
+
+/// A source whose listing carries a note and a skipped entry, and whose stream yields an
+/// expunged message between two readable ones.
+struct ListedEvents;
+
+#[async_trait]
+impl legacyflo_core::Source for ListedEvents {
+    fn kind(&self) -> &str {
+        "listed-events"
+    }
+    async fn list_folders(&self) -> Result<Vec<legacyflo_core::FolderInfo>> {
+        let mut info = legacyflo_core::FolderInfo::new(FolderPath::new(vec!["F".to_string()]));
+        info.notes.push("two mailboxes decode to F".to_string());
+        info.skipped.push(legacyflo_core::Failure {
+            source_id: "F/cur/link".to_string(),
+            reason: "symbolic link".to_string(),
+        });
+        Ok(vec![info])
+    }
+    async fn stream<'a>(
+        &'a self,
+        folder: &FolderPath,
+        _filter: &Filter,
+        after: Option<&legacyflo_core::Position>,
+    ) -> Result<legacyflo_core::MessageStream<'a>> {
+        use legacyflo_core::{SourceEvent, SourceItem};
+        let start: usize = after.map_or(0, |p| p.parse().unwrap_or(0));
+        let events: Vec<Result<SourceEvent>> = (0..3usize)
+            .skip(start)
+            .map(|i| {
+                let position = (i + 1).to_string();
+                Ok(if i == 1 {
+                    SourceEvent::Expunged {
+                        source_id: "gone".to_string(),
+                        position,
+                    }
+                } else {
+                    SourceEvent::Message(SourceItem {
+                        message: Message::new(
+                            format!("Subject: {i}\r\n\r\nbody\r\n").into_bytes(),
+                            folder.clone(),
+                            format!("m{i}"),
+                        ),
+                        position,
+                    })
+                })
+            })
+            .collect();
+        Ok(Box::pin(futures::stream::iter(events)))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expunged_listing_notes_and_listing_skips_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = MemorySink::new();
+    let res = Engine::new("T", Arc::new(ListedEvents), Box::new(sink.clone()))
+        .state(Arc::new(LocalStateStore::new(dir.path(), "k")))
+        .options(fast())
+        .run()
+        .await;
+    assert!(res.error.is_none(), "{:?}", res.error);
+    assert_eq!(sink.committed().len(), 2);
+    let t = res.report.totals();
+    assert_eq!((t.messages, t.expunged, t.skipped), (2, 1, 1));
+    assert_eq!(res.report.status, RunStatus::DoneWithSkips);
+    let f = &res.report.folders[0];
+    assert_eq!(f.notes, vec!["two mailboxes decode to F".to_string()]);
+    assert_eq!(f.failures[0].source_id, "F/cur/link");
+    let human = res.report.to_string();
+    assert!(human.contains("1 expunged at the source"), "{human}");
+    assert!(human.contains("note: two mailboxes decode to F"), "{human}");
+    let json = res.report.to_json();
+    assert_eq!(json["totals"]["expunged"], 1);
+}

@@ -62,6 +62,13 @@ pub struct FolderReport {
     pub skipped: u64,
     /// Reasons, at most [`MAX_FAILURES_KEPT`].
     pub failures: Vec<Failure>,
+    /// Messages the source listed and then found deleted at the source during the run
+    /// ([`crate::SourceEvent::Expunged`]); not an error.
+    #[serde(default)]
+    pub expunged: u64,
+    /// What the source noticed about the folder ([`crate::FolderInfo::notes`]).
+    #[serde(default)]
+    pub notes: Vec<String>,
     /// Whether the whole folder was processed.
     pub complete: bool,
 }
@@ -126,6 +133,9 @@ pub struct Totals {
     pub duplicates: u64,
     /// Not stored.
     pub skipped: u64,
+    /// Deleted at the source during the run.
+    #[serde(default)]
+    pub expunged: u64,
 }
 
 impl Report {
@@ -158,6 +168,7 @@ impl Report {
             t.filtered += f.filtered;
             t.duplicates += f.duplicates;
             t.skipped += f.skipped;
+            t.expunged += f.expunged;
         }
         t
     }
@@ -210,9 +221,14 @@ impl fmt::Display for Report {
         } else {
             String::new()
         };
+        let expunged = if t.expunged > 0 {
+            format!(", {} expunged at the source during the run", t.expunged)
+        } else {
+            String::new()
+        };
         writeln!(
             f,
-            "  {} messages, {} in {} folders; {} skipped, {} duplicates, {} outside the date window; {:.1}s{rate}",
+            "  {} messages, {} in {} folders; {} skipped, {} duplicates, {} outside the date window{expunged}; {:.1}s{rate}",
             t.messages,
             human_bytes(t.bytes),
             self.folders.len(),
@@ -229,7 +245,7 @@ impl fmt::Display for Report {
             };
             writeln!(
                 f,
-                "  {:<40} {:>7} msgs {:>10}{}{}{}",
+                "  {:<40} {:>7} msgs {:>10}{}{}{}{}",
                 name,
                 fr.messages,
                 human_bytes(fr.bytes),
@@ -248,7 +264,15 @@ impl fmt::Display for Report {
                 } else {
                     String::new()
                 },
+                if fr.expunged > 0 {
+                    format!(", {} expunged", fr.expunged)
+                } else {
+                    String::new()
+                },
             )?;
+            for note in &fr.notes {
+                writeln!(f, "      note: {note}")?;
+            }
             for fail in fr.failures.iter().take(5) {
                 writeln!(f, "      skipped {}: {}", fail.source_id, fail.reason)?;
             }

@@ -240,7 +240,12 @@ impl Run {
             .iter()
             .map(|info| {
                 let cp = self.state.folder(&info.path).cloned();
-                let mut report = cp.as_ref().map(|c| c.report.clone()).unwrap_or_default();
+                let mut report = match cp.as_ref() {
+                    Some(c) => c.report.clone(),
+                    // A fresh folder: what the listing noticed goes into its report once
+                    // (a resumed folder's checkpointed report already holds it).
+                    None => listed_report(info),
+                };
                 report.folder = info.path.clone();
                 FolderRun {
                     path: info.path.clone(),
@@ -331,11 +336,8 @@ impl Run {
     async fn dry_run(&mut self, folders: Vec<crate::source::FolderInfo>) -> Result<()> {
         self.report.status = RunStatus::DryRun;
         for info in folders {
-            let mut fr = FolderReport {
-                folder: info.path.clone(),
-                complete: true,
-                ..FolderReport::default()
-            };
+            let mut fr = listed_report(&info);
+            fr.complete = true;
             match info.messages {
                 Some(n) if !self.filter.has_dates() => fr.messages = n,
                 _ => {
@@ -353,6 +355,7 @@ impl Run {
                             SourceEvent::Unreadable {
                                 source_id, reason, ..
                             } => fr.skip(&source_id, &reason),
+                            SourceEvent::Expunged { .. } => fr.expunged += 1,
                         }
                     }
                 }
@@ -498,6 +501,14 @@ impl Run {
             )));
         };
         match ev {
+            SourceEvent::Expunged {
+                source_id,
+                position,
+            } => {
+                info!(message = "message deleted at the source during the run", folder = %f.path, source_id = %source_id);
+                f.report.expunged += 1;
+                f.position = Some(position);
+            }
             SourceEvent::Unreadable {
                 source_id,
                 position,
@@ -718,4 +729,18 @@ async fn read_folder(
         let _ = tx.send(ReaderMsg::Fatal(err)).await;
         return;
     }
+}
+
+/// The report a fresh folder starts with: the listing's notes, and the entries skipped
+/// while listing counted as skipped messages.
+fn listed_report(info: &crate::source::FolderInfo) -> FolderReport {
+    let mut report = FolderReport {
+        folder: info.path.clone(),
+        notes: info.notes.clone(),
+        ..FolderReport::default()
+    };
+    for s in &info.skipped {
+        report.skip(&s.source_id, &s.reason);
+    }
+    report
 }

@@ -28,6 +28,7 @@ async fn read_back(root: &Path) -> Vec<Message> {
         while let Some(ev) = s.next().await {
             match ev.unwrap() {
                 SourceEvent::Message(item) => out.push(item.message),
+                SourceEvent::Expunged { source_id, .. } => panic!("expunged {source_id}"),
                 SourceEvent::Unreadable { reason, .. } => panic!("{reason}"),
             }
         }

@@ -280,10 +280,9 @@ impl ImapSource {
                 segs[0] = "INBOX".into();
             }
             let info = FolderInfo {
-                path: FolderPath::new(segs),
                 selectable: !e.noselect,
-                messages: None,
                 special_use: e.special_use.clone(),
+                ..FolderInfo::new(FolderPath::new(segs))
             };
             let listed = Listed {
                 raw: e.raw_name,

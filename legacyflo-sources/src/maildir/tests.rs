@@ -41,6 +41,7 @@ async fn items(
                 i.message.flags.clone(),
                 i.message.internal_date.map(|d| d.timestamp()).unwrap_or(-1),
             )),
+            SourceEvent::Expunged { source_id, .. } => panic!("expunged {source_id}"),
             SourceEvent::Unreadable { reason, .. } => panic!("{reason}"),
         }
     }

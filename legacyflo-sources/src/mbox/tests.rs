@@ -36,7 +36,7 @@ fn raws(evs: &[SourceEvent]) -> Vec<Vec<u8>> {
     evs.iter()
         .filter_map(|e| match e {
             SourceEvent::Message(i) => Some(i.message.raw.to_vec()),
-            SourceEvent::Unreadable { .. } => None,
+            SourceEvent::Unreadable { .. } | SourceEvent::Expunged { .. } => None,
         })
         .collect()
 }
