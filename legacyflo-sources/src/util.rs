@@ -1,10 +1,12 @@
-//! Helpers shared by the file sources: blocking readers behind async streams, and a file
-//! handle that many ZIP readers can share.
+//! Helpers shared by the file sources: blocking readers behind async streams, a file
+//! handle that many ZIP readers can share, and bounded reads of one message.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::sync::Arc;
 
+use bytes::Bytes;
+use legacyflo_core::spill::{SpillBuffer, SpillError, SpillLimits};
 use legacyflo_core::{Error, ErrorKind, MessageStream, Result, SourceEvent};
 use tokio::sync::mpsc;
 
@@ -132,10 +134,71 @@ fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
     std::os::windows::fs::FileExt::seek_read(file, buf, offset)
 }
 
+/// Reads one message from `reader` to its end through a [`SpillBuffer`]: at most
+/// `limits.memory_threshold` bytes in memory, the rest in a temporary file, and never more
+/// than `limits.max_bytes` (reading stops there). `announced` is the size the file or
+/// archive claims, a hint only (a claim over the limit is refused before reading). `Err`
+/// is the reason, for [`SourceEvent::Unreadable`].
+pub(crate) fn read_bounded(
+    mut reader: impl Read,
+    limits: SpillLimits,
+    announced: u64,
+) -> std::result::Result<Bytes, String> {
+    let too_large = |limit: u64| {
+        format!("larger than the limit of {limit} bytes per message; not read past it")
+    };
+    let mut buf = match SpillBuffer::with_expected(limits, None, announced) {
+        Ok(b) => b,
+        Err(SpillError::TooLarge { limit }) => {
+            return Err(format!(
+                "its size is given as {announced} bytes, larger than the limit of {limit} bytes per message; not read"
+            ));
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    let mut chunk = vec![0u8; READ_CHUNK];
+    loop {
+        let n = match reader.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.to_string()),
+        };
+        match buf.push(&chunk[..n]) {
+            Ok(()) => {}
+            Err(SpillError::TooLarge { limit }) => return Err(too_large(limit)),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    buf.finish().map_err(|e| e.to_string())
+}
+
+/// The read size of [`read_bounded`].
+const READ_CHUNK: usize = 256 * 1024;
+
 /// Parses a decimal position or source id; `None` when it is not one.
 pub(crate) fn parse_u64(s: &str) -> Option<u64> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     s.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounded_reads_stop_at_the_limit_and_refuse_large_claims() {
+        let limits = SpillLimits {
+            max_bytes: 1000,
+            memory_threshold: 100,
+        };
+        let ok = read_bounded(&[7u8; 1000][..], limits, 10).map(|b| b.len());
+        assert_eq!(ok, Ok(1000), "spilled past the threshold, read back whole");
+        let big = read_bounded(io::repeat(1).take(1 << 40), limits, 0);
+        assert!(big.is_err_and(|e| e.contains("limit of 1000 bytes")));
+        let claimed = read_bounded(&b"x"[..], limits, 5 << 30);
+        assert!(claimed.is_err_and(|e| e.contains("given as 5368709120 bytes")));
+    }
 }
