@@ -9,7 +9,20 @@
 //!   `X`. Segments are percent-unescaped (the inverse of legacyflo's mbox sink, see
 //!   `legacyflo-sinks`), hidden files (`.name`) and `__MACOSX/` are skipped. A file directly
 //!   at the root of a ZIP with no name left is `INBOX`; two files that map to the same
-//!   folder are kept apart by appending ` (2)` to the second one's name.
+//!   folder are kept apart by appending ` (2)` to the second one's name (with a note).
+//!
+//! # Symbolic links
+//! A single file or a `.zip` given as the input may be a symbolic link (the path given is
+//! followed). Below a directory input **no link is followed**: every link that is not
+//! hidden (a link to a file or a directory, inside or outside the tree, dangling or a
+//! loop) is listed as a folder named by its path that holds nothing but one skipped entry
+//! ([`FolderInfo::skipped`](legacyflo_core::FolderInfo)) naming the link and its target, so
+//! the run ends "done with skipped messages" and nothing outside the tree is read. The
+//! walk stays linear whatever the links; a tree more than 64 directories deep is not read
+//! below that level (a skipped entry says where). Files are opened with `O_NOFOLLOW`
+//! relative to directories opened the same way, and must be regular files (`fstat`), so a
+//! file swapped for a link after the listing is refused (the folder's stream fails with
+//! an error naming it). A link entry of a ZIP is reported the same way.
 //!
 //! # Messages
 //! - A message starts at a line beginning with `From ` at the start of the file or after a
@@ -25,6 +38,14 @@
 //!   `T` Draft, `D` Deleted, `O` ignored) and `X-Mozilla-Status:`; the bytes are unchanged.
 //! - Bytes before the first `From ` line that are not blank are yielded as
 //!   [`SourceEvent::Unreadable`](legacyflo_core::SourceEvent::Unreadable).
+//! - Memory is bounded whatever the file holds: lines are read in pieces of at most 64 KiB,
+//!   a message is held in memory up to 32 MiB and in a temporary file beyond. These are
+//!   yielded as `Unreadable` with the reason (and the stream goes on after them):
+//!   a message whose `From ` line is longer than 64 KiB (a CR-only file is one such line:
+//!   reported whole, never turned into an empty message), a message larger than the
+//!   per-message limit (2 GiB by default, [`MboxSource::with_limits`]), and a `From ` line
+//!   that ends the file. An empty message is only the shape `From …` + blank line, which
+//!   is how mbox writers (legacyflo's sink included) store one.
 //!
 //! # Ids and positions
 //! `source_id` is the decimal byte offset of the message's `From ` line; the position is the

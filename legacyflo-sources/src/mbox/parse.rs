@@ -1,11 +1,21 @@
 //! The streaming mbox parser: `From ` lines, mboxrd un-quoting, dates and status flags.
+//!
+//! Memory is bounded whatever the file holds: lines are read in pieces of at most
+//! [`PIECE`] bytes (a line without a line feed is never gathered whole), a `From ` line
+//! longer than that makes its message a reported one, and a message's bytes go to a
+//! [`SpillBuffer`] (memory up to its threshold, then a temporary file; no further than its
+//! limit).
 
 use std::io::{self, BufRead};
 
+use bytes::Bytes;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use legacyflo_core::Flag;
-
 use legacyflo_core::codec::MBOX_NO_EOL_TOKEN;
+use legacyflo_core::spill::{SpillBuffer, SpillError, SpillLimits};
+
+/// The longest piece of a line read at once, and the longest `From ` line accepted.
+pub(crate) const PIECE: usize = 64 * 1024;
 
 /// One message as stored in an mbox file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,7 +25,7 @@ pub(crate) struct RawMessage {
     /// The `From ` line, with its line ending.
     pub from_line: Vec<u8>,
     /// The message bytes, un-quoted, without the separating blank line.
-    pub body: Vec<u8>,
+    pub body: Bytes,
     /// Byte offset just after it (the next `From ` line, or the end of the file).
     pub end: u64,
 }
@@ -32,6 +42,113 @@ pub(crate) enum Item {
         /// Where they end (the first `From ` line or the end of the file).
         end: u64,
     },
+    /// A message that cannot be taken: its `From ` line is too long, it is larger than the
+    /// limit, or the file ends right after its `From ` line.
+    Bad {
+        /// Where its `From ` line starts.
+        offset: u64,
+        /// Where the next message starts (or the end of the file).
+        end: u64,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A `From ` line as read: its first [`PIECE`] bytes, and whether it was longer.
+struct FromLine {
+    text: Vec<u8>,
+    /// Its full length when it is longer than [`PIECE`] bytes.
+    too_long: Option<u64>,
+}
+
+/// The bytes of a message being read. The last line feed and a last blank line are held
+/// back, so that the separating blank line and the line feed legacyflo's sink added can
+/// be left out at the end without rewriting the buffer.
+struct Body {
+    buf: SpillBuffer,
+    /// A line feed not pushed yet (the last byte so far).
+    held_lf: bool,
+    /// A blank line (`\n` or `\r\n`) not pushed yet, after `held_lf`.
+    held_blank: Vec<u8>,
+    /// Set once the message passed the limit: nothing more is kept.
+    too_large: Option<u64>,
+}
+
+impl Body {
+    fn new(limits: SpillLimits) -> Body {
+        Body {
+            buf: SpillBuffer::new(limits, None),
+            held_lf: false,
+            held_blank: Vec::new(),
+            too_large: None,
+        }
+    }
+
+    fn push_raw(&mut self, data: &[u8]) -> io::Result<()> {
+        if self.too_large.is_some() || data.is_empty() {
+            return Ok(());
+        }
+        match self.buf.push(data) {
+            Ok(()) => Ok(()),
+            Err(SpillError::TooLarge { limit }) => {
+                self.too_large = Some(limit);
+                Ok(())
+            }
+            Err(e) => Err(io::Error::other(e)),
+        }
+    }
+
+    /// A held blank line becomes ordinary content (its own line feed is held instead).
+    fn settle_blank(&mut self) -> io::Result<()> {
+        let blank = std::mem::take(&mut self.held_blank);
+        if let Some(head) = blank.strip_suffix(b"\n") {
+            if std::mem::take(&mut self.held_lf) {
+                self.push_raw(b"\n")?;
+            }
+            self.push_raw(head)?;
+            self.held_lf = true;
+        }
+        Ok(())
+    }
+
+    /// Appends a piece of a line; `blank` when it is a whole blank line.
+    fn push(&mut self, piece: &[u8], blank: bool) -> io::Result<()> {
+        self.settle_blank()?;
+        if blank {
+            self.held_blank = piece.to_vec();
+            return Ok(());
+        }
+        if piece.is_empty() {
+            return Ok(());
+        }
+        if std::mem::take(&mut self.held_lf) {
+            self.push_raw(b"\n")?;
+        }
+        match piece.strip_suffix(b"\n") {
+            Some(head) => {
+                self.push_raw(head)?;
+                self.held_lf = true;
+            }
+            None => self.push_raw(piece)?,
+        }
+        Ok(())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.buf.is_empty() && !self.held_lf && self.held_blank.is_empty()
+    }
+
+    /// The message: the held blank line is the separator and is dropped when `separator`;
+    /// the held line feed is dropped when `drop_lf`.
+    fn finish(mut self, separator: bool, drop_lf: bool) -> io::Result<Bytes> {
+        if !separator {
+            self.settle_blank()?;
+        }
+        if self.held_lf && !drop_lf {
+            self.push_raw(b"\n")?;
+        }
+        self.buf.finish().map_err(io::Error::other)
+    }
 }
 
 /// Reads messages one at a time from an mbox stream.
@@ -45,17 +162,19 @@ pub(crate) enum Item {
 pub(crate) struct MboxReader<R> {
     reader: R,
     offset: u64,
-    pending: Option<(u64, Vec<u8>)>,
+    pending: Option<(u64, FromLine)>,
     started: bool,
     eof: bool,
     strict_start: bool,
+    limits: SpillLimits,
 }
 
 impl<R: BufRead> MboxReader<R> {
-    /// A parser over `reader`, whose first byte is at `offset` of the file. With
-    /// `strict_start`, the stream must begin with a `From ` line (or be empty): used when
-    /// resuming at a position, where anything else means the file changed.
-    pub(crate) fn new(reader: R, offset: u64, strict_start: bool) -> Self {
+    /// A parser over `reader`, whose first byte is at `offset` of the file, keeping each
+    /// message within `limits`. With `strict_start`, the stream must begin with a `From `
+    /// line (or be empty): used when resuming at a position, where anything else means
+    /// the file changed.
+    pub(crate) fn new(reader: R, offset: u64, strict_start: bool, limits: SpillLimits) -> Self {
         MboxReader {
             reader,
             offset,
@@ -63,19 +182,68 @@ impl<R: BufRead> MboxReader<R> {
             started: false,
             eof: false,
             strict_start,
+            limits,
         }
     }
 
-    fn read_line(&mut self, line: &mut Vec<u8>) -> io::Result<usize> {
-        line.clear();
-        let n = self.reader.read_until(b'\n', line)?;
-        self.offset += n as u64;
-        Ok(n)
+    /// Reads up to the next line feed (included) or [`PIECE`] bytes into `piece`; the
+    /// count (0 at the end) and whether the piece ends its line.
+    fn read_piece(&mut self, piece: &mut Vec<u8>) -> io::Result<(usize, bool)> {
+        piece.clear();
+        loop {
+            let avail = match self.reader.fill_buf() {
+                Ok(b) => b,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if avail.is_empty() {
+                return Ok((piece.len(), false));
+            }
+            let room = PIECE - piece.len();
+            let window = &avail[..avail.len().min(room)];
+            if let Some(i) = window.iter().position(|&b| b == b'\n') {
+                piece.extend_from_slice(&window[..=i]);
+                self.reader.consume(i + 1);
+                self.offset += (i + 1) as u64;
+                return Ok((piece.len(), true));
+            }
+            let n = window.len();
+            piece.extend_from_slice(window);
+            self.reader.consume(n);
+            self.offset += n as u64;
+            if piece.len() >= PIECE {
+                return Ok((piece.len(), false));
+            }
+        }
     }
 
-    /// The next message or junk run; `None` at the end.
+    /// The `From ` line whose first piece is `first`: the rest of a line longer than a
+    /// piece is read and dropped (its length is kept for the report).
+    fn from_line(&mut self, first: Vec<u8>, complete: bool) -> io::Result<FromLine> {
+        if complete || first.len() < PIECE {
+            return Ok(FromLine {
+                text: first,
+                too_long: None,
+            });
+        }
+        let mut len = first.len() as u64;
+        let mut rest = Vec::new();
+        loop {
+            let (n, done) = self.read_piece(&mut rest)?;
+            len += n as u64;
+            if done || n == 0 {
+                break;
+            }
+        }
+        Ok(FromLine {
+            text: first,
+            too_long: Some(len),
+        })
+    }
+
+    /// The next message, junk run or bad message; `None` at the end.
     pub(crate) fn next_item(&mut self) -> io::Result<Option<Item>> {
-        let (from_offset, from_line) = match self.pending.take() {
+        let (from_offset, from) = match self.pending.take() {
             Some(p) => p,
             None if self.eof => return Ok(None),
             None if !self.started => {
@@ -88,41 +256,69 @@ impl<R: BufRead> MboxReader<R> {
             }
             None => return Ok(None),
         };
-        let mut body = Vec::new();
-        let mut last_start = 0usize;
+        let mut body = Body::new(self.limits);
         let mut last_blank = false;
-        let mut line = Vec::new();
+        let mut at_line_start = true;
+        let mut piece = Vec::new();
         loop {
             let at = self.offset;
-            if self.read_line(&mut line)? == 0 {
+            let (n, complete) = self.read_piece(&mut piece)?;
+            if n == 0 {
                 self.eof = true;
                 break;
             }
-            if last_blank && line.starts_with(b"From ") {
-                self.pending = Some((at, std::mem::take(&mut line)));
+            if !at_line_start {
+                // The rest of a long line: never a separator, never quoted.
+                body.push(&piece, false)?;
+                at_line_start = complete;
+                continue;
+            }
+            if last_blank && piece.starts_with(b"From ") {
+                let first = std::mem::take(&mut piece);
+                self.pending = Some((at, self.from_line(first, complete)?));
                 break;
             }
-            last_blank = line == b"\n" || line == b"\r\n";
-            last_start = body.len();
-            if line.first() == Some(&b'>') && is_quoted_from(&line) {
-                body.extend_from_slice(&line[1..]);
+            last_blank = complete && (piece == b"\n" || piece == b"\r\n");
+            if piece.first() == Some(&b'>') && is_quoted_from(&piece) {
+                body.push(&piece[1..], false)?;
             } else {
-                body.extend_from_slice(&line);
+                body.push(&piece, last_blank)?;
             }
-        }
-        if last_blank {
-            body.truncate(last_start);
-        }
-        if has_no_eol_token(&from_line) && body.last() == Some(&b'\n') {
-            body.pop();
+            at_line_start = complete;
         }
         let end = match &self.pending {
             Some((off, _)) => *off,
             None => self.offset,
         };
+        let bad = |reason: String| {
+            Ok(Some(Item::Bad {
+                offset: from_offset,
+                end,
+                reason,
+            }))
+        };
+        if let Some(len) = from.too_long {
+            return bad(format!(
+                "its `From ` line is {len} bytes long, more than the {PIECE} bytes a `From ` line may have (a file with CR-only line ends?); the {} bytes up to the next message are not read",
+                end - from_offset
+            ));
+        }
+        if let Some(limit) = body.too_large {
+            return bad(format!(
+                "the message is larger than the limit of {limit} bytes per message ({} bytes in the file); not read",
+                end - from_offset
+            ));
+        }
+        if body.is_empty() && !last_blank {
+            return bad(
+                "the file ends right after this `From ` line: no message follows it".to_string(),
+            );
+        }
+        let drop_lf = has_no_eol_token(&from.text);
+        let body = body.finish(last_blank, drop_lf)?;
         Ok(Some(Item::Message(RawMessage {
             offset: from_offset,
-            from_line,
+            from_line: from.text,
             body,
             end,
         })))
@@ -132,10 +328,12 @@ impl<R: BufRead> MboxReader<R> {
         let start = self.offset;
         let mut junk = false;
         let mut prev_blank = true;
-        let mut line = Vec::new();
+        let mut at_line_start = true;
+        let mut piece = Vec::new();
         loop {
             let at = self.offset;
-            if self.read_line(&mut line)? == 0 {
+            let (n, complete) = self.read_piece(&mut piece)?;
+            if n == 0 {
                 self.eof = true;
                 return Ok(if junk {
                     Start::Junk(Item::Junk {
@@ -146,7 +344,14 @@ impl<R: BufRead> MboxReader<R> {
                     Start::End
                 });
             }
-            if prev_blank && line.starts_with(b"From ") {
+            if !at_line_start {
+                at_line_start = complete;
+                continue;
+            }
+            at_line_start = complete;
+            if prev_blank && piece.starts_with(b"From ") {
+                let first = std::mem::take(&mut piece);
+                let line = self.from_line(first, complete)?;
                 if junk {
                     self.pending = Some((at, line));
                     return Ok(Start::Junk(Item::Junk {
@@ -164,7 +369,7 @@ impl<R: BufRead> MboxReader<R> {
                     ),
                 ));
             }
-            let blank = line.iter().all(u8::is_ascii_whitespace);
+            let blank = complete && piece.iter().all(u8::is_ascii_whitespace);
             junk |= !blank;
             prev_blank = blank;
         }
@@ -172,7 +377,7 @@ impl<R: BufRead> MboxReader<R> {
 }
 
 enum Start {
-    From(u64, Vec<u8>),
+    From(u64, FromLine),
     Junk(Item),
     End,
 }
@@ -303,7 +508,7 @@ mod tests {
     use super::*;
 
     fn parse(data: &[u8]) -> Vec<Item> {
-        let mut r = MboxReader::new(data, 0, false);
+        let mut r = MboxReader::new(data, 0, false, SpillLimits::default());
         let mut out = Vec::new();
         while let Some(item) = r.next_item().unwrap() {
             out.push(item);
@@ -315,8 +520,9 @@ mod tests {
         parse(data)
             .into_iter()
             .map(|i| match i {
-                Item::Message(m) => m.body,
+                Item::Message(m) => m.body.to_vec(),
                 Item::Junk { .. } => b"<junk>".to_vec(),
+                Item::Bad { .. } => b"<bad>".to_vec(),
             })
             .collect()
     }
@@ -393,8 +599,94 @@ mod tests {
     }
 
     #[test]
+    fn an_overlong_from_line_is_reported_not_turned_into_an_empty_message() {
+        // A 200 KB `From ` line (a CR-only file looks like this), then a good message.
+        let mut data = b"From a Thu Nov 21 10:00:00 2024".to_vec();
+        data.extend(std::iter::repeat_n(b'x', 200_000));
+        data.extend_from_slice(b"\nA: b\n\nbody\n\nFrom b Thu Nov 21 10:00:00 2024\nC: d\n");
+        let items = parse(&data);
+        assert_eq!(items.len(), 2, "{items:?}");
+        let Item::Bad {
+            offset,
+            end,
+            reason,
+        } = &items[0]
+        else {
+            panic!("{:?}", items[0])
+        };
+        assert_eq!(*offset, 0);
+        assert_eq!(
+            *end as usize,
+            data.len() - b"From b Thu Nov 21 10:00:00 2024\nC: d\n".len()
+        );
+        assert!(reason.contains("200032 bytes long"), "{reason}");
+        let Item::Message(m) = &items[1] else {
+            panic!("{:?}", items[1])
+        };
+        assert_eq!(&m.body[..], b"C: d\n");
+        // A CR-only file is one endless line: reported whole.
+        let cr = b"From a Thu Nov 21 10:00:00 2024\rA: b\r\rbody\r".repeat(5000);
+        let items = parse(&cr);
+        assert!(
+            matches!(&items[..], [Item::Bad { end, .. }] if *end as usize == cr.len()),
+            "{:?}",
+            items.len()
+        );
+    }
+
+    #[test]
+    fn a_from_line_at_the_end_of_the_file_is_reported() {
+        for data in [
+            &b"From a Thu Nov 21 10:00:00 2024\n"[..],
+            b"From a Thu Nov 21 10:00:00 2024",
+        ] {
+            let items = parse(data);
+            assert!(
+                matches!(&items[..], [Item::Bad { reason, .. }] if reason.contains("no message follows")),
+                "{items:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn long_lines_and_large_messages_stay_bounded_and_exact() {
+        let limits = SpillLimits {
+            max_bytes: 300_000,
+            memory_threshold: 10_000,
+        };
+        // A body line of 150 KB holding `From ` that is no separator, and a quoted
+        // `>From ` line of 100 KB: read in pieces, spilled, un-quoted once, byte for byte.
+        let long = "y From x ".repeat(150_000 / 9);
+        let quoted = format!(">From {}", "z".repeat(100_000));
+        let body = format!("A: b\n\n{long}\n{quoted}\nend\n");
+        let mut data = b"From a Thu Nov 21 10:00:00 2024\n".to_vec();
+        data.extend_from_slice(body.as_bytes());
+        data.extend_from_slice(b"\n");
+        let big = vec![b'q'; 400_000];
+        data.extend_from_slice(b"From b Thu Nov 21 10:00:00 2024\n");
+        data.extend_from_slice(&big);
+        data.extend_from_slice(b"\n\nFrom c Thu Nov 21 10:00:00 2024\nlast\n");
+        let mut r = MboxReader::new(&data[..], 0, false, limits);
+        let Some(Item::Message(m)) = r.next_item().unwrap() else {
+            panic!("first")
+        };
+        assert_eq!(m.body.len(), body.len() - 1);
+        assert_eq!(&m.body[..], body.replacen(">From", "From", 1).as_bytes());
+        let second = r.next_item().unwrap();
+        assert!(
+            matches!(&second, Some(Item::Bad { reason, .. }) if reason.contains("limit of 300000 bytes")),
+            "{second:?}"
+        );
+        let Some(Item::Message(m)) = r.next_item().unwrap() else {
+            panic!("third")
+        };
+        assert_eq!(&m.body[..], b"last\n");
+        assert!(r.next_item().unwrap().is_none());
+    }
+
+    #[test]
     fn strict_start_rejects_a_moved_position() {
-        let mut r = MboxReader::new(&b"A: b\n"[..], 10, true);
+        let mut r = MboxReader::new(&b"A: b\n"[..], 10, true, SpillLimits::default());
         assert!(r.next_item().is_err());
     }
 

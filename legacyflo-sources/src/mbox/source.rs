@@ -1,12 +1,12 @@
 //! [`MboxSource`]: the [`Source`] implementation.
 
-use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
-use bytes::Bytes;
+use legacyflo_core::fsutil::{open_beneath, open_regular};
+use legacyflo_core::spill::SpillLimits;
 use legacyflo_core::{
     Filter, FolderInfo, FolderPath, Message, MessageStream, Position, Result, Source,
     SourceCapabilities, SourceEvent, SourceItem,
@@ -29,17 +29,28 @@ const READ_BUFFER: usize = 256 * 1024;
 #[derive(Debug)]
 pub struct MboxSource {
     input: PathBuf,
+    limits: SpillLimits,
     index: OnceLock<Arc<MboxIndex>>,
 }
 
 impl MboxSource {
-    /// A source over `input` (a file, a directory or a `.zip`). Nothing is read until
+    /// A source over `input` (a file, a directory or a `.zip`; the path given may be a
+    /// symbolic link) with the default message limits. Nothing is read until
     /// [`Source::list_folders`] or [`Source::stream`] is called.
     pub fn new(input: impl Into<PathBuf>) -> Self {
         MboxSource {
             input: input.into(),
+            limits: SpillLimits::default(),
             index: OnceLock::new(),
         }
+    }
+
+    /// The same source with other message limits: a message larger than
+    /// `limits.max_bytes` is reported, not read; up to `limits.memory_threshold` bytes of a
+    /// message are held in memory, the rest in a temporary file.
+    pub fn with_limits(mut self, limits: SpillLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// The input path.
@@ -75,7 +86,11 @@ impl Source for MboxSource {
         Ok(index
             .folders
             .iter()
-            .map(|(path, _)| FolderInfo::new(path.clone()))
+            .map(|f| FolderInfo {
+                notes: f.notes.clone(),
+                skipped: f.skipped.clone(),
+                ..FolderInfo::new(f.path.clone())
+            })
             .collect())
     }
 
@@ -86,7 +101,7 @@ impl Source for MboxSource {
         after: Option<&Position>,
     ) -> Result<MessageStream<'a>> {
         let index = self.index().await?;
-        let Some(file) = index.find(folder).cloned() else {
+        let Some(file) = index.find(folder).map(|f| f.file.clone()) else {
             return Err(SourceError::FolderNotFound {
                 backend: BACKEND,
                 folder: folder.to_string(),
@@ -100,108 +115,134 @@ impl Source for MboxSource {
                 SourceError::invalid(BACKEND, format!("`{p}` is not an mbox position"))
             })?,
         };
-        let folder = folder.clone();
-        let input = self.input.clone();
+        let reader = FolderReader {
+            index,
+            input: self.input.clone(),
+            folder: folder.clone(),
+            limits: self.limits,
+        };
         Ok(blocking_stream(BACKEND, move |out| {
-            read_folder(&index, &input, file, folder, start, start > 0, out)
+            reader.read(file, start, start > 0, out)
         }))
     }
 }
 
-fn read_folder(
-    index: &MboxIndex,
-    input: &Path,
-    file: MboxFile,
+/// What a folder stream needs.
+struct FolderReader {
+    index: Arc<MboxIndex>,
+    input: PathBuf,
     folder: FolderPath,
-    start: u64,
-    strict: bool,
-    out: &Emitter,
-) -> SourceResult<()> {
-    match file {
-        MboxFile::Path(path) => {
-            let mut f = File::open(&path)
-                .map_err(|e| SourceError::io(BACKEND, format!("open {}", path.display()), e))?;
-            f.seek(SeekFrom::Start(start))
-                .map_err(|e| SourceError::io(BACKEND, format!("seek {}", path.display()), e))?;
-            let reader = BufReader::with_capacity(READ_BUFFER, f);
-            emit_all(
-                reader,
-                start,
-                strict,
-                &folder,
-                &path.display().to_string(),
-                out,
-            )
-        }
-        MboxFile::ZipEntry(i) => {
-            let Some(archive) = &index.zip else {
-                return Err(SourceError::invalid(
-                    BACKEND,
-                    "ZIP entry without an archive",
-                ));
-            };
-            let mut archive = archive.clone();
-            let what = format!("{} entry {i}", input.display());
-            let entry = archive
-                .by_index(i)
-                .map_err(|e| SourceError::zip(BACKEND, format!("read {what}"), e))?;
-            let mut reader = BufReader::with_capacity(READ_BUFFER, entry);
-            let skipped = io::copy(&mut (&mut reader).take(start), &mut io::sink())
-                .map_err(|e| SourceError::io(BACKEND, format!("read {what}"), e))?;
-            if skipped < start {
-                return Err(SourceError::invalid(
-                    BACKEND,
-                    format!("position {start} is past the end of {what}"),
-                ));
-            }
-            emit_all(reader, start, strict, &folder, &what, out)
-        }
-    }
+    limits: SpillLimits,
 }
 
-fn emit_all<R: BufRead>(
-    reader: R,
-    start: u64,
-    strict: bool,
-    folder: &FolderPath,
-    what: &str,
-    out: &Emitter,
-) -> SourceResult<()> {
-    let mut parser = MboxReader::new(reader, start, strict);
-    loop {
-        let item = parser.next_item().map_err(|e| {
-            let kind = e.kind();
-            if kind == io::ErrorKind::InvalidData {
-                SourceError::invalid(BACKEND, format!("{what}: {e}"))
-            } else {
-                SourceError::io(BACKEND, format!("read {what}"), e)
+impl FolderReader {
+    fn read(&self, file: MboxFile, start: u64, strict: bool, out: &Emitter) -> SourceResult<()> {
+        match file {
+            MboxFile::Nothing => Ok(()),
+            MboxFile::Input(path) => {
+                let f = open_regular(&path)
+                    .map_err(|e| SourceError::io(BACKEND, format!("open {}", path.display()), e))?;
+                self.read_file(f, &path.display().to_string(), start, strict, out)
             }
-        })?;
-        let event = match item {
-            None => return Ok(()),
-            Some(Item::Junk { offset, end }) => SourceEvent::Unreadable {
-                source_id: offset.to_string(),
-                position: end.to_string(),
-                reason: format!(
-                    "{} bytes at offset {offset} of {what} come before the first `From ` line and belong to no message",
-                    end - offset
-                ),
-            },
-            Some(Item::Message(m)) => {
-                let flags = header_flags(&m.body);
-                let mut message =
-                    Message::new(Bytes::from(m.body), folder.clone(), m.offset.to_string());
-                message.internal_date = from_line_date(&m.from_line);
-                message.flags = flags;
-                SourceEvent::Message(SourceItem {
-                    message,
-                    position: m.end.to_string(),
-                })
+            MboxFile::Beneath(rel) => {
+                let path = self.input.join(&rel);
+                let f = open_beneath(&self.input, &rel)
+                    .map_err(|e| SourceError::io(BACKEND, format!("open {}", path.display()), e))?;
+                self.read_file(f, &path.display().to_string(), start, strict, out)
             }
-        };
-        if !out.send(event) {
-            debug!(message = "stream dropped; reader stops", folder = %folder);
-            return Ok(());
+            MboxFile::ZipEntry(i) => {
+                let Some(archive) = &self.index.zip else {
+                    return Err(SourceError::invalid(
+                        BACKEND,
+                        "ZIP entry without an archive",
+                    ));
+                };
+                let mut archive = archive.clone();
+                let what = format!("{} entry {i}", self.input.display());
+                let entry = archive
+                    .by_index(i)
+                    .map_err(|e| SourceError::zip(BACKEND, format!("read {what}"), e))?;
+                let mut reader = BufReader::with_capacity(READ_BUFFER, entry);
+                let skipped = io::copy(&mut (&mut reader).take(start), &mut io::sink())
+                    .map_err(|e| SourceError::io(BACKEND, format!("read {what}"), e))?;
+                if skipped < start {
+                    return Err(SourceError::invalid(
+                        BACKEND,
+                        format!("position {start} is past the end of {what}"),
+                    ));
+                }
+                self.emit_all(reader, start, strict, &what, out)
+            }
+        }
+    }
+
+    fn read_file(
+        &self,
+        mut f: std::fs::File,
+        what: &str,
+        start: u64,
+        strict: bool,
+        out: &Emitter,
+    ) -> SourceResult<()> {
+        f.seek(SeekFrom::Start(start))
+            .map_err(|e| SourceError::io(BACKEND, format!("seek {what}"), e))?;
+        let reader = BufReader::with_capacity(READ_BUFFER, f);
+        self.emit_all(reader, start, strict, what, out)
+    }
+
+    fn emit_all<R: BufRead>(
+        &self,
+        reader: R,
+        start: u64,
+        strict: bool,
+        what: &str,
+        out: &Emitter,
+    ) -> SourceResult<()> {
+        let folder = &self.folder;
+        let mut parser = MboxReader::new(reader, start, strict, self.limits);
+        loop {
+            let item = parser.next_item().map_err(|e| {
+                let kind = e.kind();
+                if kind == io::ErrorKind::InvalidData {
+                    SourceError::invalid(BACKEND, format!("{what}: {e}"))
+                } else {
+                    SourceError::io(BACKEND, format!("read {what}"), e)
+                }
+            })?;
+            let event = match item {
+                None => return Ok(()),
+                Some(Item::Junk { offset, end }) => SourceEvent::Unreadable {
+                    source_id: offset.to_string(),
+                    position: end.to_string(),
+                    reason: format!(
+                        "{} bytes at offset {offset} of {what} come before the first `From ` line and belong to no message",
+                        end - offset
+                    ),
+                },
+                Some(Item::Bad {
+                    offset,
+                    end,
+                    reason,
+                }) => SourceEvent::Unreadable {
+                    source_id: offset.to_string(),
+                    position: end.to_string(),
+                    reason: format!("the message at offset {offset} of {what}: {reason}"),
+                },
+                Some(Item::Message(m)) => {
+                    let flags = header_flags(&m.body);
+                    let mut message = Message::new(m.body, folder.clone(), m.offset.to_string());
+                    message.internal_date = from_line_date(&m.from_line);
+                    message.flags = flags;
+                    SourceEvent::Message(SourceItem {
+                        message,
+                        position: m.end.to_string(),
+                    })
+                }
+            };
+            if !out.send(event) {
+                debug!(message = "stream dropped; reader stops", folder = %folder);
+                return Ok(());
+            }
         }
     }
 }

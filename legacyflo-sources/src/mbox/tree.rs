@@ -1,37 +1,56 @@
-//! Finding the mbox files of an input and naming their folders.
+//! Finding the mbox files of an input and naming their folders, without following
+//! symbolic links below a directory input (the rules are in the [module docs](super)).
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use legacyflo_core::FolderPath;
+use legacyflo_core::codec::unescape_segment;
+use legacyflo_core::fsutil::open_beneath;
+use legacyflo_core::{Failure, FolderPath};
 use tracing::{debug, warn};
 use zip::ZipArchive;
 
 use crate::error::{SourceError, SourceResult};
 use crate::util::SharedFile;
-use legacyflo_core::codec::unescape_segment;
 
 use super::BACKEND;
 
 /// Where a folder's messages are.
 #[derive(Clone, Debug)]
 pub(crate) enum MboxFile {
-    /// A file on disk.
-    Path(PathBuf),
+    /// The input itself, a file (a link to it is followed: it is the path given).
+    Input(PathBuf),
+    /// A file below the input directory, by its path relative to it (opened without
+    /// following links).
+    Beneath(PathBuf),
     /// An entry of the input ZIP, by index.
     ZipEntry(usize),
+    /// Nothing to read: the folder only holds what the listing skipped.
+    Nothing,
+}
+
+/// One folder of the input.
+#[derive(Debug)]
+pub(crate) struct IndexedFolder {
+    pub path: FolderPath,
+    pub file: MboxFile,
+    pub notes: Vec<String>,
+    pub skipped: Vec<Failure>,
 }
 
 /// The folders of an input, in a stable order.
 #[derive(Debug)]
 pub(crate) struct MboxIndex {
-    pub folders: Vec<(FolderPath, MboxFile)>,
+    pub folders: Vec<IndexedFolder>,
     pub zip: Option<ZipArchive<SharedFile>>,
 }
 
-/// Deepest directory level walked (guards against symlink loops).
+/// What the walk found at one relative path: a file to read, or an entry to report.
+type Found = (Vec<String>, MboxFile, Option<Failure>);
+
+/// Deepest directory level walked below a directory input.
 const MAX_DEPTH: usize = 64;
 
 impl MboxIndex {
@@ -39,7 +58,7 @@ impl MboxIndex {
     pub(crate) fn build(input: &Path) -> SourceResult<MboxIndex> {
         let meta = fs::metadata(input)
             .map_err(|e| SourceError::io(BACKEND, format!("stat {}", input.display()), e))?;
-        let mut found: Vec<(Vec<String>, MboxFile)> = Vec::new();
+        let mut found: Vec<Found> = Vec::new();
         let mut zip = None;
         if meta.is_dir() {
             walk(input, &mut Vec::new(), &mut found, 0)?;
@@ -55,7 +74,7 @@ impl MboxIndex {
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "INBOX".to_string());
-            found.push((vec![stem], MboxFile::Path(input.to_path_buf())));
+            found.push((vec![stem], MboxFile::Input(input.to_path_buf()), None));
         }
         if found.is_empty() {
             warn!(message = "no mbox files found", input = %input.display());
@@ -66,12 +85,9 @@ impl MboxIndex {
         })
     }
 
-    /// Where `folder` is stored.
-    pub(crate) fn find(&self, folder: &FolderPath) -> Option<&MboxFile> {
-        self.folders
-            .iter()
-            .find(|(p, _)| p == folder)
-            .map(|(_, f)| f)
+    /// The folder `folder`.
+    pub(crate) fn find(&self, folder: &FolderPath) -> Option<&IndexedFolder> {
+        self.folders.iter().find(|f| &f.path == folder)
     }
 }
 
@@ -81,16 +97,17 @@ fn is_zip(path: &Path) -> bool {
 }
 
 /// Turns relative paths into folder paths, in sorted order; a folder name met twice gets
-/// ` (2)`, ` (3)`, … appended to its last segment.
-fn name_folders(mut found: Vec<(Vec<String>, MboxFile)>) -> Vec<(FolderPath, MboxFile)> {
+/// ` (2)`, ` (3)`, … appended to its last segment, with a note.
+fn name_folders(mut found: Vec<Found>) -> Vec<IndexedFolder> {
     found.sort_by(|a, b| a.0.cmp(&b.0));
     let mut seen: BTreeMap<FolderPath, u32> = BTreeMap::new();
-    let mut out = Vec::with_capacity(found.len());
-    for (segments, file) in found {
+    let mut out: Vec<IndexedFolder> = Vec::with_capacity(found.len());
+    for (segments, file, skip) in found {
         let mut path = FolderPath::new(segments.clone());
         if path.is_root() {
             path = FolderPath::inbox();
         }
+        let mut notes = Vec::new();
         let count = seen.entry(path.clone()).or_insert(0);
         *count += 1;
         if *count > 1 {
@@ -98,10 +115,20 @@ fn name_folders(mut found: Vec<(Vec<String>, MboxFile)>) -> Vec<(FolderPath, Mbo
             if let Some(last) = segs.last_mut() {
                 last.push_str(&format!(" ({count})"));
             }
+            let renamed = FolderPath::new(segs);
             warn!(message = "two mbox files map to one folder; renaming the second", folder = %path);
-            path = FolderPath::new(segs);
+            notes.push(format!(
+                "`{}` maps to the folder name `{path}` of another file; kept apart as `{renamed}`",
+                segments.join("/")
+            ));
+            path = renamed;
         }
-        out.push((path, file));
+        out.push(IndexedFolder {
+            path,
+            file,
+            notes,
+            skipped: skip.into_iter().collect(),
+        });
     }
     out
 }
@@ -137,41 +164,73 @@ fn strip_ext<'a>(name: &'a str, ext: &str) -> Option<&'a str> {
     Some(&name[..cut])
 }
 
+/// A skipped entry of the walk at `rel`, reported in the folder its path names.
+fn skip(rel: &[String], reason: String) -> Found {
+    (
+        folder_segments(rel),
+        MboxFile::Nothing,
+        Some(Failure {
+            source_id: rel.join("/"),
+            reason,
+        }),
+    )
+}
+
 fn walk(
-    dir: &Path,
+    root: &Path,
     rel: &mut Vec<String>,
-    found: &mut Vec<(Vec<String>, MboxFile)>,
+    found: &mut Vec<Found>,
     depth: usize,
 ) -> SourceResult<()> {
-    if depth > MAX_DEPTH {
-        warn!(message = "directory tree too deep; not descending", dir = %dir.display());
-        return Ok(());
-    }
-    let entries = fs::read_dir(dir)
+    let dir = root.join(rel.iter().collect::<PathBuf>());
+    let entries = fs::read_dir(&dir)
         .map_err(|e| SourceError::io(BACKEND, format!("list {}", dir.display()), e))?;
+    let mut list = Vec::new();
     for entry in entries {
         let entry =
             entry.map_err(|e| SourceError::io(BACKEND, format!("list {}", dir.display()), e))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
+        list.push((
+            entry.file_name().to_string_lossy().into_owned(),
+            entry.file_type(),
+        ));
+    }
+    list.sort_by(|a, b| a.0.cmp(&b.0));
+    for (name, kind) in list {
         if name.starts_with('.') {
-            debug!(message = "skipping hidden entry", path = %entry.path().display());
+            debug!(message = "skipping hidden entry", dir = %dir.display(), name);
             continue;
         }
-        let path = entry.path();
-        let Ok(meta) = fs::metadata(&path) else {
-            warn!(message = "cannot stat; skipped", path = %path.display());
-            continue;
-        };
         rel.push(name);
-        if meta.is_dir() {
-            walk(&path, rel, found, depth + 1)?;
-        } else if meta.is_file() {
-            let is_mbox = rel.last().is_some_and(|n| strip_ext(n, ".mbox").is_some())
-                || starts_with_from(&path);
-            if is_mbox {
-                found.push((folder_segments(rel), MboxFile::Path(path)));
-            } else {
-                debug!(message = "not an mbox file; skipped", path = %path.display());
+        let rel_path: PathBuf = rel.iter().collect();
+        match kind {
+            Err(e) => found.push(skip(rel, format!("cannot be examined: {e}"))),
+            Ok(t) if t.is_symlink() => {
+                let target = fs::read_link(root.join(&rel_path))
+                    .map(|t| format!(" (to `{}`)", t.display()))
+                    .unwrap_or_default();
+                found.push(skip(
+                    rel,
+                    format!("a symbolic link{target}; links below the input directory are not followed"),
+                ));
+            }
+            Ok(t) if t.is_dir() && depth >= MAX_DEPTH => found.push(skip(
+                rel,
+                format!("the directory tree is deeper than {MAX_DEPTH} levels here; nothing below it is read"),
+            )),
+            Ok(t) if t.is_dir() => walk(root, rel, found, depth + 1)?,
+            Ok(t) if t.is_file() => {
+                let is_mbox = rel.last().is_some_and(|n| strip_ext(n, ".mbox").is_some())
+                    || starts_with_from(root, &rel_path);
+                if is_mbox {
+                    found.push((folder_segments(rel), MboxFile::Beneath(rel_path), None));
+                } else {
+                    debug!(message = "not an mbox file; skipped", path = %rel_path.display());
+                }
+            }
+            Ok(_) => {
+                if rel.last().is_some_and(|n| strip_ext(n, ".mbox").is_some()) {
+                    found.push(skip(rel, "not a regular file (a device, FIFO or socket)".to_string()));
+                }
             }
         }
         rel.pop();
@@ -179,25 +238,26 @@ fn walk(
     Ok(())
 }
 
-fn starts_with_from(path: &Path) -> bool {
+fn starts_with_from(root: &Path, rel: &Path) -> bool {
     let mut head = [0u8; 5];
-    fs::File::open(path)
+    open_beneath(root, rel)
         .and_then(|mut f| f.read_exact(&mut head))
         .is_ok_and(|()| &head == b"From ")
 }
 
-fn zip_entries(
-    archive: &mut ZipArchive<SharedFile>,
-    found: &mut Vec<(Vec<String>, MboxFile)>,
-) -> SourceResult<()> {
+fn zip_entries(archive: &mut ZipArchive<SharedFile>, found: &mut Vec<Found>) -> SourceResult<()> {
     for i in 0..archive.len() {
-        let (name, is_file) = {
+        let (name, is_dir, is_link) = {
             let entry = archive
                 .by_index_data(i)
                 .map_err(|e| SourceError::zip(BACKEND, format!("read entry {i}"), e))?;
-            (entry_name(entry.name_raw()), entry.is_file())
+            (
+                entry_name(entry.name_raw()),
+                entry.is_dir(),
+                entry.is_symlink(),
+            )
         };
-        if !is_file {
+        if is_dir {
             continue;
         }
         let components: Vec<String> = name
@@ -212,9 +272,10 @@ fn zip_entries(
             debug!(message = "skipping hidden ZIP entry", entry = %name);
             continue;
         }
-        let is_mbox = components
-            .last()
-            .is_some_and(|n| strip_ext(n, ".mbox").is_some())
+        let is_mbox = !is_link
+            && components
+                .last()
+                .is_some_and(|n| strip_ext(n, ".mbox").is_some())
             || {
                 let mut head = [0u8; 5];
                 archive
@@ -222,8 +283,13 @@ fn zip_entries(
                     .ok()
                     .is_some_and(|mut f| f.read_exact(&mut head).is_ok() && &head == b"From ")
             };
-        if is_mbox {
-            found.push((folder_segments(&components), MboxFile::ZipEntry(i)));
+        if is_link {
+            found.push(skip(
+                &components,
+                "a symbolic link entry (its data is a path, not mail); not followed".to_string(),
+            ));
+        } else if is_mbox {
+            found.push((folder_segments(&components), MboxFile::ZipEntry(i), None));
         } else {
             debug!(message = "not an mbox file; skipped", entry = %name);
         }
