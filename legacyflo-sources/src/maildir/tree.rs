@@ -26,7 +26,7 @@ const MAX_KEYWORDS_FILE: u64 = 1 << 20;
 pub(crate) struct MaildirFolder {
     /// Its directories, relative to the root (the root itself is the empty path).
     pub dirs: Vec<PathBuf>,
-    /// Entries of `cur/` and `new/` (messages, and entries that will be reported).
+    /// Regular files in `cur/` and `new/` (other entries there are reported when read).
     pub messages: u64,
     /// What the listing noticed (odd names, names kept apart, a merged `.INBOX`).
     pub notes: Vec<String>,
@@ -67,7 +67,7 @@ pub(crate) fn discover(root: &Path) -> SourceResult<BTreeMap<FolderPath, Maildir
             Some(skip) => entry.skipped.push(skip),
             None => {
                 let (files, problems) = list_messages(root, &f.rel)?;
-                entry.messages += files.len() as u64;
+                entry.messages += files.iter().filter(|f| f.problem.is_none()).count() as u64;
                 entry.skipped.extend(problems);
                 if let Some(note) = keywords_note(root, &f.rel) {
                     entry.notes.push(note);
