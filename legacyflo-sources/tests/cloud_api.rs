@@ -73,6 +73,19 @@ fn graph_source(
     srv: &GraphServer,
     tune: impl FnOnce(&mut GraphOptions),
 ) -> GraphSource {
+    let policy = RetryPolicy {
+        base_delay: Duration::from_millis(50),
+        ..RetryPolicy::default()
+    };
+    graph_source_with(tok, srv, policy, tune)
+}
+
+fn graph_source_with(
+    tok: &TokenServer,
+    srv: &GraphServer,
+    policy: RetryPolicy,
+    tune: impl FnOnce(&mut GraphOptions),
+) -> GraphSource {
     let a = auth(
         AuthMethod::MicrosoftAppGraph,
         microsoft_app_file(),
@@ -81,10 +94,6 @@ fn graph_source(
     );
     let http = oauth::http_client().unwrap();
     let cache = oauth::token_cache(&a, GRAPH_USER, oauth::SCOPE_GRAPH, http.clone()).unwrap();
-    let policy = RetryPolicy {
-        base_delay: Duration::from_millis(50),
-        ..RetryPolicy::default()
-    };
     let mut o = GraphOptions::new(GRAPH_USER, a.api_url.as_deref());
     tune(&mut o);
     GraphSource::new(ApiClient::new("graph", http, cache, policy), o)
@@ -777,4 +786,156 @@ async fn gmail_history_rerun_yields_only_new_mail() {
     let src = gmail_source(&tok, &srv, |_| {});
     let (got, _) = drain(&src, &inbox, Some(&last_inbox)).await;
     assert_eq!(got.len(), 2);
+}
+
+/// Each event of `folder`, keyed by source id.
+async fn events_by_id(
+    source: &dyn Source,
+    folder: &legacyflo_core::FolderPath,
+) -> Vec<(String, legacyflo_core::SourceEvent)> {
+    use futures::StreamExt;
+    use legacyflo_core::SourceEvent;
+    let mut s = source
+        .stream(folder, &legacyflo_core::Filter::default(), None)
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    while let Some(ev) = s.next().await {
+        let ev = ev.unwrap();
+        let id = match &ev {
+            SourceEvent::Message(i) => i.message.source_id.clone(),
+            SourceEvent::Unreadable { source_id, .. } | SourceEvent::Expunged { source_id, .. } => {
+                source_id.clone()
+            }
+        };
+        out.push((id, ev));
+    }
+    out
+}
+
+/// The same `n` generated messages, all in INBOX.
+fn inbox_messages(n: usize, seed: u64) -> Vec<Message> {
+    let mut msgs = legacyflo_testkit::corpus::generated(n, seed);
+    for m in &mut msgs {
+        m.folder = legacyflo_core::FolderPath::inbox();
+    }
+    msgs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gmail_accounts_for_every_listed_id() {
+    use legacyflo_core::SourceEvent;
+    let tok = tokens().await;
+    let msgs = inbox_messages(30, 71);
+    for engine in [false, true] {
+        let srv = gmail_server(GmailConfig::new(GMAIL_USER), &msgs, &[]).await;
+        let ids = srv.ids();
+        {
+            let mut f = srv.state.faults.lock().unwrap();
+            f.omit.insert(ids[3].clone());
+            f.fail.insert(ids[5].clone());
+            f.not_found_once.insert(ids[7].clone());
+            f.gone.insert(ids[9].clone());
+        }
+        let src = Arc::new(gmail_source(&tok, &srv, |o| o.max_attempts = 3));
+        if engine {
+            let (res, got) = run_all(src.clone()).await;
+            assert!(res.error.is_none(), "{:?}", res.error);
+            assert_eq!(res.report.status, legacyflo_core::RunStatus::DoneWithSkips);
+            let t = res.report.totals();
+            assert_eq!((t.messages, t.skipped, t.expunged), (27, 2, 1));
+            assert_eq!(got.len(), 27);
+            let text = res.report.to_string();
+            assert!(text.contains("1 expunged at the source"), "{text}");
+            continue;
+        }
+        let evs = events_by_id(src.as_ref(), &legacyflo_core::FolderPath::inbox()).await;
+        let got: Vec<&str> = evs.iter().map(|(id, _)| id.as_str()).collect();
+        let want: Vec<&str> = ids.iter().map(String::as_str).collect();
+        assert_eq!(got, want, "every listed id once, in order");
+        for (id, ev) in &evs {
+            match ev {
+                SourceEvent::Unreadable { reason, .. } if *id == ids[3] => {
+                    assert!(
+                        reason.contains("no part for it") && reason.contains("3 attempts"),
+                        "{reason}"
+                    )
+                }
+                SourceEvent::Unreadable { reason, .. } if *id == ids[5] => {
+                    assert!(reason.contains("Backend Error"), "{reason}")
+                }
+                SourceEvent::Expunged { .. } if *id == ids[9] => {}
+                SourceEvent::Message(_) if *id != ids[3] && *id != ids[5] && *id != ids[9] => {}
+                other => panic!("{id}: {other:?}"),
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graph_accounts_for_every_listed_id_and_keeps_same_named_folders_apart() {
+    use legacyflo_core::{FolderPath, SourceEvent};
+    let tok = tokens().await;
+    let mut msgs = inbox_messages(23, 72);
+    for m in msgs.iter_mut().skip(20) {
+        m.folder = FolderPath::new(["Other"]);
+    }
+    for engine in [false, true] {
+        let mut cfg = GraphConfig::new(GRAPH_USER);
+        cfg.display_names = vec![("Other".into(), "INBOX".into())];
+        let srv = graph_server(cfg, &msgs, &[]).await;
+        let ids = srv.ids();
+        {
+            let mut f = srv.state.faults.lock().unwrap();
+            f.gone.insert(ids[2].clone());
+            f.fail.insert(ids[4].clone());
+            f.not_found_once.insert(ids[6].clone());
+        }
+        let policy = RetryPolicy {
+            max_attempts: 3,
+            base_delay: Duration::from_millis(20),
+            ..RetryPolicy::default()
+        };
+        let src = Arc::new(graph_source_with(&tok, &srv, policy, |_| {}));
+        if engine {
+            let (res, got) = run_all(src.clone()).await;
+            assert!(res.error.is_none(), "{:?}", res.error);
+            assert_eq!(res.report.status, legacyflo_core::RunStatus::DoneWithSkips);
+            let t = res.report.totals();
+            assert_eq!((t.messages, t.skipped, t.expunged), (21, 1, 1));
+            assert_eq!(
+                got.iter()
+                    .filter(|m| m.folder == FolderPath::new(["INBOX (2)"]))
+                    .count(),
+                3
+            );
+            continue;
+        }
+        let list = src.list_folders().await.unwrap();
+        let names: Vec<String> = list.iter().map(|f| f.path.to_string()).collect();
+        assert_eq!(names, ["INBOX", "INBOX (2)"]);
+        assert!(
+            list[1].notes[0].contains("kept apart"),
+            "{:?}",
+            list[1].notes
+        );
+        let evs = events_by_id(src.as_ref(), &FolderPath::inbox()).await;
+        assert_eq!(evs.len(), 20, "every listed id once");
+        for (id, ev) in &evs {
+            match ev {
+                SourceEvent::Expunged { .. } if *id == ids[2] => {}
+                SourceEvent::Unreadable { reason, .. } if *id == ids[4] => {
+                    assert!(reason.contains("internal server error"), "{reason}")
+                }
+                SourceEvent::Message(_) if *id != ids[2] && *id != ids[4] => {}
+                other => panic!("{id}: {other:?}"),
+            }
+        }
+        assert_eq!(
+            events_by_id(src.as_ref(), &FolderPath::new(["INBOX (2)"]))
+                .await
+                .len(),
+            3
+        );
+    }
 }

@@ -1,13 +1,15 @@
 //! An authenticated HTTP client for the cloud APIs: bearer tokens from a
 //! [`TokenCache`], a fresh token after a 401, and retries with backoff on what the
 //! provider's classifier calls throttling or a transient failure (honouring
-//! `Retry-After`).
+//! `Retry-After`). Answer bodies are read through a spill buffer: up to 32 MiB in memory,
+//! the rest in a temporary file, never more than [`ApiClient::max_answer_bytes`].
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
+use legacyflo_core::spill::{SpillBuffer, SpillError, SpillLimits};
 use legacyflo_core::{Error, ErrorKind, Result};
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
@@ -89,12 +91,42 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     Some(Duration::from_millis(secs.unsigned_abs().min(3_600_000)))
 }
 
+/// Why [`ApiClient::send_checked`] gave up.
+#[derive(Debug)]
+pub struct Failed {
+    /// The error, as [`ApiClient::send`] returns it.
+    pub error: Error,
+    /// The status of the last answer; `None` when none came (the request could not be
+    /// sent, or the connection broke while the answer was read).
+    pub status: Option<StatusCode>,
+}
+
+impl Failed {
+    /// Whether the failure is the one resource's own: the server answered (after the
+    /// retries), and not with throttling, an authentication failure or a cancel. A source
+    /// reports such a message as unreadable and goes on; other failures (the network, the
+    /// mailbox's quota, the credentials) end the stream with the error, so that the run is
+    /// resumed rather than the rest of the mailbox skipped.
+    pub fn is_per_item(&self) -> bool {
+        self.status.is_some()
+            && !matches!(self.error, Error::Cancelled)
+            && !matches!(
+                self.error.kind(),
+                ErrorKind::Unauthenticated | ErrorKind::RateLimited
+            )
+    }
+}
+
+/// The default [`ApiClient::max_answer_bytes`]: 4 GiB.
+pub const DEFAULT_MAX_ANSWER_BYTES: u64 = 4 << 30;
+
 /// An authenticated client of one API for one mailbox.
 pub struct ApiClient {
     backend: &'static str,
     http: reqwest::Client,
     tokens: Option<Arc<TokenCache>>,
     policy: RetryPolicy,
+    max_answer: u64,
     stats: Arc<ApiStats>,
     /// Until when every request waits: the server asked this client (mailbox) to back off.
     pause: std::sync::Mutex<Option<tokio::time::Instant>>,
@@ -130,6 +162,7 @@ impl ApiClient {
             http,
             tokens: Some(tokens),
             policy,
+            max_answer: DEFAULT_MAX_ANSWER_BYTES,
             stats: Arc::new(ApiStats::default()),
             pause: std::sync::Mutex::new(None),
         }
@@ -147,9 +180,22 @@ impl ApiClient {
             http,
             tokens: None,
             policy,
+            max_answer: DEFAULT_MAX_ANSWER_BYTES,
             stats: Arc::new(ApiStats::default()),
             pause: std::sync::Mutex::new(None),
         }
+    }
+
+    /// The same client with another limit on an answer's body: a longer body is not read
+    /// further and the request fails with [`ErrorKind::Protocol`] (not retried).
+    pub fn with_max_answer_bytes(mut self, limit: u64) -> ApiClient {
+        self.max_answer = limit;
+        self
+    }
+
+    /// The largest answer body read.
+    pub fn max_answer_bytes(&self) -> u64 {
+        self.max_answer
     }
 
     /// The counters.
@@ -181,13 +227,34 @@ impl ApiClient {
         B: Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder + Send + Sync,
         C: Fn(StatusCode, &HeaderMap, &[u8]) -> Verdict + Send + Sync,
     {
+        self.send_checked(what, build, classify)
+            .await
+            .map_err(|f| f.error)
+    }
+
+    /// [`send`](Self::send), saying on failure whether the server answered (see
+    /// [`Failed::is_per_item`]).
+    pub async fn send_checked<B, C>(
+        &self,
+        what: &str,
+        build: B,
+        classify: C,
+    ) -> std::result::Result<Answer, Failed>
+    where
+        B: Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder + Send + Sync,
+        C: Fn(StatusCode, &HeaderMap, &[u8]) -> Verdict + Send + Sync,
+    {
         let mut attempt = 0u32;
         let mut reauth = 0u32;
+        let fail = |error: Error, status: Option<StatusCode>| Failed { error, status };
         loop {
             self.wait_for_pause().await;
             let (token, generation) = match &self.tokens {
                 Some(t) => {
-                    let (token, g) = t.token_with_generation().await?;
+                    let (token, g) = t
+                        .token_with_generation()
+                        .await
+                        .map_err(|e| fail(e.into(), None))?;
                     (Some(token), g)
                 }
                 None => (None, 0),
@@ -196,24 +263,51 @@ impl ApiClient {
             let sent = build(&self.http, token.as_ref().map_or("", |t| t.expose()))
                 .send()
                 .await;
-            let (delay, reason, kind) = match sent {
+            let (delay, reason, kind, last_status) = match sent {
                 Err(e) => {
                     self.stats.transient.fetch_add(1, Ordering::Relaxed);
-                    (None, format!("{}", e.without_url()), ErrorKind::Temporary)
+                    (
+                        None,
+                        format!("{}", e.without_url()),
+                        ErrorKind::Temporary,
+                        None,
+                    )
                 }
                 Ok(resp) => {
                     let status = resp.status();
                     let headers = resp.headers().clone();
-                    let body = match resp.bytes().await {
+                    let body = match read_body(resp, self.max_answer).await {
                         Ok(b) => b,
-                        Err(e) => {
+                        Err(BodyError::TooLarge(limit)) => {
+                            return Err(fail(
+                                self.error(
+                                    ErrorKind::Protocol,
+                                    what,
+                                    format!(
+                                        "the answer is larger than {limit} bytes; not read further"
+                                    ),
+                                    None,
+                                ),
+                                Some(status),
+                            ));
+                        }
+                        Err(BodyError::Spill(e)) => {
+                            return Err(fail(
+                                self.error(ErrorKind::Other, what, e.to_string(), None),
+                                None,
+                            ));
+                        }
+                        Err(BodyError::Transport(e)) => {
                             self.stats.transient.fetch_add(1, Ordering::Relaxed);
                             attempt += 1;
                             if attempt >= self.policy.max_attempts {
-                                return Err(self.error(
-                                    ErrorKind::Temporary,
-                                    what,
-                                    format!("reading the answer: {}", e.without_url()),
+                                return Err(fail(
+                                    self.error(
+                                        ErrorKind::Temporary,
+                                        what,
+                                        format!("reading the answer: {}", e.without_url()),
+                                        None,
+                                    ),
                                     None,
                                 ));
                             }
@@ -242,25 +336,28 @@ impl ApiClient {
                         }
                         Verdict::Throttled(d, why) => {
                             self.stats.throttled.fetch_add(1, Ordering::Relaxed);
-                            (d, why, ErrorKind::RateLimited)
+                            (d, why, ErrorKind::RateLimited, Some(status))
                         }
                         Verdict::Transient(why) => {
                             self.stats.transient.fetch_add(1, Ordering::Relaxed);
-                            (None, why, ErrorKind::Temporary)
+                            (None, why, ErrorKind::Temporary, Some(status))
                         }
                         Verdict::Fail(kind, why) => {
-                            return Err(self.error(kind, what, why, None));
+                            return Err(fail(self.error(kind, what, why, None), Some(status)));
                         }
                     }
                 }
             };
             attempt += 1;
             if attempt >= self.policy.max_attempts {
-                return Err(self.error(
-                    kind,
-                    what,
-                    format!("{reason} (after {attempt} attempts)"),
-                    delay,
+                return Err(fail(
+                    self.error(
+                        kind,
+                        what,
+                        format!("{reason} (after {attempt} attempts)"),
+                        delay,
+                    ),
+                    last_status,
                 ));
             }
             let wait = delay
@@ -302,4 +399,40 @@ impl ApiClient {
         }
         e
     }
+}
+
+/// Why an answer's body was not read.
+enum BodyError {
+    /// The connection broke.
+    Transport(reqwest::Error),
+    /// It is longer than the limit.
+    TooLarge(u64),
+    /// The temporary file failed.
+    Spill(SpillError),
+}
+
+/// Reads a body piece by piece into a spill buffer, no further than `limit` bytes (an
+/// announced `Content-Length` is only a hint).
+async fn read_body(
+    mut resp: reqwest::Response,
+    limit: u64,
+) -> std::result::Result<Bytes, BodyError> {
+    let limits = SpillLimits {
+        max_bytes: limit,
+        ..SpillLimits::default()
+    };
+    let mut buf = match SpillBuffer::with_expected(limits, None, resp.content_length().unwrap_or(0))
+    {
+        Ok(b) => b,
+        Err(SpillError::TooLarge { limit }) => return Err(BodyError::TooLarge(limit)),
+        Err(e) => return Err(BodyError::Spill(e)),
+    };
+    while let Some(chunk) = resp.chunk().await.map_err(BodyError::Transport)? {
+        match buf.push(&chunk) {
+            Ok(()) => {}
+            Err(SpillError::TooLarge { limit }) => return Err(BodyError::TooLarge(limit)),
+            Err(e) => return Err(BodyError::Spill(e)),
+        }
+    }
+    buf.finish().map_err(BodyError::Spill)
 }

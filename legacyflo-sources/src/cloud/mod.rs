@@ -4,5 +4,7 @@
 pub mod http;
 pub mod quota;
 
-pub use http::{ApiClient, ApiStats, RetryPolicy, Verdict, retry_after};
+pub use http::{
+    ApiClient, ApiStats, DEFAULT_MAX_ANSWER_BYTES, Failed, RetryPolicy, Verdict, retry_after,
+};
 pub use quota::QuotaLimiter;

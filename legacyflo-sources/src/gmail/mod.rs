@@ -11,6 +11,17 @@
 //! backoff (or after `Retry-After`); a 401 fetches a new token. A later run from a
 //! position with a history id reads `history.list` (2 units a page) instead of listing.
 //!
+//! # Every listed id is accounted for
+//! Each id the listing gave yields exactly one event: the message; or
+//! [`SourceEvent::Expunged`](legacyflo_core::SourceEvent) when `messages.get` answers 404
+//! and a second `messages.get` of it alone confirms it is gone (deleted since the
+//! listing); or [`SourceEvent::Unreadable`](legacyflo_core::SourceEvent) naming the id and
+//! the reason when it is still not delivered after the batch attempts (a part missing from
+//! the answer, a part failing, an answer for another id) or a part fails for good (400).
+//! Throttling still left after the attempts, and a batch request that fails (the network,
+//! the credentials), end the stream with a retryable error instead: they are the mailbox's
+//! or the connection's, not the message's.
+//!
 //! # Which folder a message lands in
 //! Gmail has labels, not folders; each message is migrated **once**, into the first of:
 //! 1. `INBOX`, if it has the INBOX label;

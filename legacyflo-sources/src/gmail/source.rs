@@ -427,10 +427,32 @@ impl GmailSource {
         })
     }
 
-    /// `messages.get?format=raw` of `ids` through HTTP batch, retrying throttled or failed
-    /// parts; the events come back in `ids` order.
+    /// Whether the listed message `id` is gone from the mailbox: `messages.get` of it
+    /// alone (not in a batch) answers 404.
+    async fn is_gone(&self, id: &str) -> Result<bool> {
+        let url = format!("{}/messages/{}?format=minimal", self.users_url(), enc(id));
+        match self
+            .get_json("messages.get", &url, cost::MESSAGES_GET)
+            .await
+        {
+            Ok(_) => Ok(false),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(true),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `messages.get?format=raw` of `ids` through HTTP batch; the events come back in
+    /// `ids` order, one for each id. Parts that are throttled, fail, are missing from the
+    /// answer or answer for another message are sent again (up to
+    /// [`GmailOptions::max_attempts`] batches); a part answering 404 is checked alone and
+    /// is [`SourceEvent::Expunged`] when the message is really gone. What still fails after
+    /// the attempts is [`SourceEvent::Unreadable`] with the reason, except throttling (the
+    /// mailbox's quota, not the message's fault): that ends the stream with a retryable
+    /// error. A failed batch request (the network, the credentials) ends it too.
     async fn fetch_batch(&self, ids: Vec<String>, folder: FolderPath) -> Result<Vec<SourceEvent>> {
         let mut done: Vec<Option<SourceEvent>> = ids.iter().map(|_| None).collect();
+        // Why each id is not done yet: (throttled, reason).
+        let mut why: Vec<(bool, String)> = ids.iter().map(|_| (false, String::new())).collect();
         let mut attempt = 0u32;
         loop {
             let pending: Vec<usize> = (0..ids.len()).filter(|i| done[*i].is_none()).collect();
@@ -467,20 +489,25 @@ impl GmailSource {
                 .get(reqwest::header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("");
-            let rb = batch::boundary_of(rct)
-                .ok_or_else(|| protocol("batch", format!("answer is `{rct}`, not multipart")))?;
-            let parts =
-                batch::parse_response(&rb, &answer.body).map_err(|e| protocol("batch", e))?;
+            let parts = batch::boundary_of(rct)
+                .ok_or_else(|| format!("the batch answer is `{rct}`, not multipart"))
+                .and_then(|rb| batch::parse_response(&rb, &answer.body));
+            let unanswered = match &parts {
+                Ok(_) => "the batch answer has no part for it".to_string(),
+                Err(e) => format!("the batch answer cannot be read: {e}"),
+            };
+            let mut answered = vec![false; ids.len()];
+            let mut not_found = Vec::new();
             let mut wait: Option<Duration> = None;
-            let mut retry_reason = String::new();
             let mut reauth = false;
-            for p in parts {
+            for p in parts.unwrap_or_default() {
                 let Some(&i) = pending.get(p.index) else {
                     continue;
                 };
-                if done[i].is_some() {
+                if done[i].is_some() || answered[i] {
                     continue;
                 }
+                answered[i] = true;
                 let verdict = if p.status == StatusCode::UNAUTHORIZED {
                     reauth = true;
                     Verdict::Transient("401".into())
@@ -496,46 +523,74 @@ impl GmailSource {
                     classify(p.status, &h, &p.body)
                 };
                 match verdict {
-                    Verdict::Ok => {
-                        done[i] = Some(match serde_json::from_slice::<RawMessage>(&p.body) {
-                            Ok(m) => self.message_of(m, &folder),
-                            Err(e) => SourceEvent::Unreadable {
-                                source_id: ids[i].clone(),
-                                position: ids[i].clone(),
-                                reason: format!("messages.get answer is not a message: {e}"),
-                            },
-                        });
-                    }
-                    Verdict::Throttled(d, why) => {
+                    Verdict::Ok => match serde_json::from_slice::<RawMessage>(&p.body) {
+                        Ok(m) if m.id == ids[i] => done[i] = Some(self.message_of(m, &folder)),
+                        Ok(m) => {
+                            why[i] = (
+                                false,
+                                format!("the batch answered for message `{}` instead", m.id),
+                            );
+                        }
+                        Err(e) => {
+                            why[i] = (false, format!("messages.get answer is not a message: {e}"));
+                        }
+                    },
+                    Verdict::Throttled(d, reason) => {
                         self.client
                             .stats()
                             .throttled
                             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         wait = wait.max(d).or(Some(Duration::ZERO));
-                        retry_reason = why;
+                        why[i] = (true, reason);
                     }
-                    Verdict::Transient(why) => {
+                    Verdict::Transient(reason) => {
                         self.client
                             .stats()
                             .transient
                             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        retry_reason = why;
+                        why[i] = (false, reason);
                     }
-                    Verdict::Fail(ErrorKind::NotFound, why) => {
-                        // Deleted since it was listed.
-                        done[i] = Some(SourceEvent::Unreadable {
-                            source_id: ids[i].clone(),
-                            position: ids[i].clone(),
-                            reason: why,
-                        });
+                    Verdict::Fail(ErrorKind::NotFound, reason) => {
+                        why[i] = (false, reason);
+                        not_found.push(i);
                     }
-                    Verdict::Fail(kind, why) => {
+                    Verdict::Fail(
+                        kind @ (ErrorKind::Unauthenticated | ErrorKind::PermissionDenied),
+                        reason,
+                    ) => {
                         return Err(Error::backend(
                             "gmail",
                             kind,
-                            format!("messages.get {}: {why}", ids[i]),
+                            format!("messages.get {}: {reason}", ids[i]),
                         ));
                     }
+                    Verdict::Fail(_, reason) => {
+                        done[i] = Some(SourceEvent::Unreadable {
+                            source_id: ids[i].clone(),
+                            position: ids[i].clone(),
+                            reason: format!("messages.get: {reason}"),
+                        });
+                    }
+                }
+            }
+            for &i in &pending {
+                if !answered[i] {
+                    why[i] = (false, unanswered.clone());
+                }
+            }
+            // Listed, then 404: deleted meanwhile, or a glitch of the batch? Ask alone.
+            for i in not_found {
+                if self.is_gone(&ids[i]).await? {
+                    debug!(user = %self.opts.user, id = %ids[i], "listed message deleted meanwhile");
+                    done[i] = Some(SourceEvent::Expunged {
+                        source_id: ids[i].clone(),
+                        position: ids[i].clone(),
+                    });
+                } else {
+                    why[i] = (
+                        false,
+                        "messages.get in a batch answered 404, but the message exists".to_string(),
+                    );
                 }
             }
             if let (true, Some(tokens)) = (reauth, self.client.tokens()) {
@@ -545,14 +600,30 @@ impl GmailSource {
             if done.iter().all(Option::is_some) {
                 break;
             }
-            if attempt >= self.opts.max_attempts {
-                return Err(Error::backend(
-                    "gmail",
-                    ErrorKind::RateLimited,
-                    format!(
-                        "batch messages.get: parts still failing after {attempt} attempts: {retry_reason}"
-                    ),
-                ));
+            if attempt >= self.opts.max_attempts.max(1) {
+                let left: Vec<usize> = (0..ids.len()).filter(|i| done[*i].is_none()).collect();
+                if let Some(&i) = left.iter().find(|&&i| why[i].0) {
+                    return Err(Error::backend(
+                        "gmail",
+                        ErrorKind::RateLimited,
+                        format!(
+                            "batch messages.get: parts still throttled after {attempt} attempts: {}",
+                            why[i].1
+                        ),
+                    ));
+                }
+                for i in left {
+                    warn!(user = %self.opts.user, id = %ids[i], reason = %why[i].1, "message not delivered; reported");
+                    done[i] = Some(SourceEvent::Unreadable {
+                        source_id: ids[i].clone(),
+                        position: ids[i].clone(),
+                        reason: format!(
+                            "listed, but not delivered after {attempt} attempts: {}",
+                            why[i].1
+                        ),
+                    });
+                }
+                break;
             }
             let backoff = Duration::from_millis(250u64 << attempt.min(8));
             let d = match wait {
@@ -560,7 +631,12 @@ impl GmailSource {
                 _ => backoff,
             }
             .min(Duration::from_secs(120));
-            warn!(user = %self.opts.user, reason = %retry_reason, wait = ?d, "retrying batch parts");
+            let reason = pending
+                .iter()
+                .find(|&&i| done[i].is_none())
+                .map(|&i| why[i].1.clone())
+                .unwrap_or_default();
+            warn!(user = %self.opts.user, %reason, wait = ?d, "retrying batch parts");
             tokio::time::sleep(d).await;
         }
         Ok(done.into_iter().flatten().collect())
@@ -574,7 +650,9 @@ fn tag_last(mut ev: SourceEvent, tag: Option<&(String, String)>) -> SourceEvent 
         SourceEvent::Message(item) if &item.position == id => {
             item.position = format!("{id}|history={h}");
         }
-        SourceEvent::Unreadable { position, .. } if position == id => {
+        SourceEvent::Unreadable { position, .. } | SourceEvent::Expunged { position, .. }
+            if position == id =>
+        {
             *position = format!("{id}|history={h}");
         }
         _ => {}

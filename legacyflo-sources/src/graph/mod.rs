@@ -4,6 +4,17 @@
 //!
 //! Limits honoured: at most 4 requests in flight per mailbox, `Retry-After` on 429 and 503,
 //! a fresh token when one expires mid-run (proactively, and on a 401).
+//!
+//! Every listed message yields one event: its MIME; or
+//! [`SourceEvent::Expunged`](legacyflo_core::SourceEvent) when `$value` answers 404 and
+//! `GET messages/{id}` confirms it is gone; or
+//! [`SourceEvent::Unreadable`](legacyflo_core::SourceEvent) naming the id and the reason
+//! when Graph keeps failing for that message after the retries (5xx, 4xx, an answer over
+//! the size limit, a `$value` still 404 for a message that exists). Throttling, the network
+//! and the credentials end the stream with a retryable error instead. A message changed or
+//! removed during a delta round is taken as last seen. Sibling folders with the same
+//! display name are kept apart (` (2)` appended, with a note); an empty display name is
+//! shown as `(no name)`.
 
 mod api;
 mod source;

@@ -1,7 +1,7 @@
 //! The Graph source: folders by `mailFolders` + `childFolders`, messages by
 //! `mailFolders/{id}/messages` filtered on `receivedDateTime`, MIME by `$value`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -16,7 +16,10 @@ use tokio::sync::{OnceCell, Semaphore};
 use tracing::debug;
 
 use super::api::{DeltaPage, FolderPage, MailFolder, MessageMeta, classify};
-use crate::cloud::{ApiClient, QuotaLimiter};
+use crate::cloud::{ApiClient, Failed, QuotaLimiter};
+
+/// How many times `$value` is asked for a message that answers 404 but exists.
+const VALUE_ATTEMPTS: u32 = 3;
 
 /// Top-level folders the service does not migrate (they hold no mail, or deleted mail).
 pub const SKIPPED_FOLDERS: &[&str] = &["Contacts", "Deleted Items", "Tasks", "Calendar"];
@@ -70,7 +73,47 @@ pub struct GraphSource {
     opts: GraphOptions,
     inflight: Arc<Semaphore>,
     limiter: QuotaLimiter,
-    folders: OnceCell<BTreeMap<FolderPath, String>>,
+    folders: OnceCell<BTreeMap<FolderPath, GraphFolder>>,
+}
+
+/// A listed folder: its id, and what the listing noticed.
+#[derive(Debug, Clone)]
+struct GraphFolder {
+    id: String,
+    notes: Vec<String>,
+}
+
+/// Puts folder `id` at `path` into `map`; a path already taken (two sibling folders with one
+/// display name) gets ` (2)`, ` (3)`, … appended to its last segment, with a note, and an
+/// empty display name is shown as `(no name)`; so no folder is merged into another or lost.
+/// Returns the path used.
+fn insert_folder(
+    map: &mut BTreeMap<FolderPath, GraphFolder>,
+    parent: &FolderPath,
+    name: &str,
+    id: String,
+) -> FolderPath {
+    let mut notes = Vec::new();
+    let shown = if name.is_empty() {
+        notes.push("the folder has an empty display name; it is shown as `(no name)`".to_string());
+        "(no name)"
+    } else {
+        name
+    };
+    let wanted = parent.child(shown.to_string());
+    let mut path = wanted.clone();
+    let mut n = 1;
+    while map.contains_key(&path) {
+        n += 1;
+        path = parent.child(format!("{shown} ({n})"));
+    }
+    if n > 1 {
+        notes.push(format!(
+            "another folder has the display name `{wanted}`; this one is kept apart as `{path}`"
+        ));
+    }
+    map.insert(path.clone(), GraphFolder { id, notes });
+    path
 }
 
 impl std::fmt::Debug for GraphSource {
@@ -149,7 +192,7 @@ impl GraphSource {
         Ok(out)
     }
 
-    async fn folder_map(&self) -> Result<&BTreeMap<FolderPath, String>> {
+    async fn folder_map(&self) -> Result<&BTreeMap<FolderPath, GraphFolder>> {
         self.folders
             .get_or_try_init(|| async {
                 let mut map = BTreeMap::new();
@@ -168,11 +211,11 @@ impl GraphSource {
                         debug!(folder = %f.display_name, "skipped");
                         continue;
                     }
-                    let path = FolderPath::new([f.display_name.clone()]);
+                    let path =
+                        insert_folder(&mut map, &FolderPath::root(), &f.display_name, f.id.clone());
                     if f.child_folder_count > 0 {
-                        todo.push((path.clone(), f.id.clone()));
+                        todo.push((path, f.id));
                     }
-                    map.insert(path, f.id);
                 }
                 while let Some((parent, id)) = todo.pop() {
                     let children = self
@@ -183,11 +226,10 @@ impl GraphSource {
                         ))
                         .await?;
                     for c in children {
-                        let path = parent.child(c.display_name.clone());
+                        let path = insert_folder(&mut map, &parent, &c.display_name, c.id.clone());
                         if c.child_folder_count > 0 {
-                            todo.push((path.clone(), c.id.clone()));
+                            todo.push((path, c.id));
                         }
-                        map.insert(path, c.id);
                     }
                 }
                 Ok::<_, Error>(map)
@@ -205,7 +247,9 @@ impl GraphSource {
         before: Option<DateTime<Utc>>,
     ) -> Result<(Vec<(DateTime<Utc>, MessageMeta)>, Option<String>)> {
         let mut next = Some(first);
-        let mut out = Vec::new();
+        // By id: a message met twice in a round (changed while it was listed) is taken
+        // as last seen; one marked `@removed` after it was met has left the folder.
+        let mut seen: HashMap<String, (DateTime<Utc>, MessageMeta)> = HashMap::new();
         let mut delta = None;
         while let Some(url) = next {
             let body = self.get("list messages (delta)", &url).await?;
@@ -213,21 +257,101 @@ impl GraphSource {
                 serde_json::from_slice(&body).map_err(|e| protocol("delta page", e))?;
             for m in page.value {
                 if m.removed.is_some() {
+                    seen.remove(&m.id);
                     continue;
                 }
                 let t = parse_time(m.received_date_time.as_deref())
                     .unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
                 if since.is_some_and(|s| t < s) || before.is_some_and(|b| t >= b) {
+                    seen.remove(&m.id);
                     continue;
                 }
-                out.push((t, m));
+                seen.insert(m.id.clone(), (t, m));
             }
             next = page.next_link;
             delta = page.delta_link.or(delta);
         }
+        let mut out: Vec<(DateTime<Utc>, MessageMeta)> = seen.into_values().collect();
         out.sort_by(|a, b| (a.0, &a.1.id).cmp(&(b.0, &b.1.id)));
-        out.dedup_by(|a, b| a.1.id == b.1.id);
         Ok((out, delta))
+    }
+
+    /// `GET url` through the in-flight and rate limits, saying on failure whether Graph
+    /// answered.
+    async fn get_checked(&self, what: &str, url: &str) -> std::result::Result<Bytes, Failed> {
+        let _permit = self.inflight.acquire().await.map_err(|_| Failed {
+            error: Error::Cancelled,
+            status: None,
+        })?;
+        self.limiter.acquire(1).await;
+        self.client
+            .send_checked(
+                what,
+                |http, token| http.get(url).bearer_auth(token),
+                classify,
+            )
+            .await
+            .map(|a| a.body)
+    }
+
+    /// The event of one listed message: its MIME, or (when `$value` answers 404) a check
+    /// whether it still exists: gone is [`SourceEvent::Expunged`]; still there, `$value`
+    /// is asked again (up to [`VALUE_ATTEMPTS`] times). A failure of the message's own
+    /// (Graph answered, after the client's retries) is [`SourceEvent::Unreadable`] with
+    /// the reason; a failure of the network, the quota or the credentials ends the stream.
+    async fn download(
+        &self,
+        meta: &MessageMeta,
+        t: DateTime<Utc>,
+        url: &str,
+        folder: &FolderPath,
+        pos: Position,
+    ) -> Result<SourceEvent> {
+        let unreadable = |reason: String| SourceEvent::Unreadable {
+            source_id: meta.id.clone(),
+            position: pos.clone(),
+            reason,
+        };
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let failed = match self.get_checked("get message $value", url).await {
+                Ok(raw) => {
+                    return Ok(SourceEvent::Message(SourceItem {
+                        message: message_of(meta, t, raw, folder),
+                        position: pos,
+                    }));
+                }
+                Err(f) => f,
+            };
+            if failed.error.kind() != ErrorKind::NotFound {
+                if failed.is_per_item() {
+                    return Ok(unreadable(failed.error.to_string()));
+                }
+                return Err(failed.error);
+            }
+            let check = format!("{}/messages/{}?$select=id", self.user_url(), enc(&meta.id));
+            match self.get_checked("get message", &check).await {
+                Ok(_) if attempt < VALUE_ATTEMPTS => {
+                    debug!(id = %meta.id, "$value answered 404 for a message that exists; asking again");
+                }
+                Ok(_) => {
+                    return Ok(unreadable(format!(
+                        "the message exists, but its MIME ($value) answered 404 {attempt} times: {}",
+                        failed.error
+                    )));
+                }
+                Err(f) if f.error.kind() == ErrorKind::NotFound => {
+                    debug!(id = %meta.id, "listed message deleted meanwhile");
+                    return Ok(SourceEvent::Expunged {
+                        source_id: meta.id.clone(),
+                        position: pos,
+                    });
+                }
+                Err(f) if f.is_per_item() => return Ok(unreadable(f.error.to_string())),
+                Err(f) => return Err(f.error),
+            }
+        }
     }
 
     /// The first delta round of folder `id` (every message on or after `since`).
@@ -312,8 +436,11 @@ impl Source for GraphSource {
         Ok(self
             .folder_map()
             .await?
-            .keys()
-            .map(|p| FolderInfo::new(p.clone()))
+            .iter()
+            .map(|(p, f)| FolderInfo {
+                notes: f.notes.clone(),
+                ..FolderInfo::new(p.clone())
+            })
             .collect())
     }
 
@@ -327,7 +454,7 @@ impl Source for GraphSource {
             .folder_map()
             .await?
             .get(folder)
-            .cloned()
+            .map(|f| f.id.clone())
             .ok_or_else(|| {
                 Error::backend(
                     "graph",
@@ -380,19 +507,7 @@ impl Source for GraphSource {
                     .filter(|_| last.as_deref() == Some(meta.id.as_str()));
                 async move {
                     let pos = position(t, &meta.id, link.as_deref());
-                    match self.get("get message $value", &url).await {
-                        Ok(raw) => Ok(SourceEvent::Message(SourceItem {
-                            message: message_of(&meta, t, raw, &folder),
-                            position: pos,
-                        })),
-                        // Deleted between the listing and the download.
-                        Err(e) if e.kind() == ErrorKind::NotFound => Ok(SourceEvent::Unreadable {
-                            source_id: meta.id.clone(),
-                            position: pos,
-                            reason: e.to_string(),
-                        }),
-                        Err(e) => Err(e),
-                    }
+                    self.download(&meta, t, &url, &folder, pos).await
                 }
             })
             .buffered(self.opts.concurrency.max(1));

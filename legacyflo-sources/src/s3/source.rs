@@ -101,8 +101,7 @@ impl S3Source {
             .map_err(|e| {
                 SourceError::io(BACKEND, format!("create a spool in {}", root.display()), e)
             })?;
-        let name = self.key.rsplit('/').next().unwrap_or("input");
-        let path = spool.path().join(name);
+        let path = spool.path().join(spool_name(&self.key));
         legacyflo_s3::download_to_file(&client, &self.bucket, &self.key, &path).await?;
         let source: Arc<dyn Source> = match self.format {
             FileFormat::EmlZip => Arc::new(crate::emlzip::EmlZipSource::new(path)),
@@ -113,6 +112,44 @@ impl S3Source {
             source,
             _spool: spool,
         })
+    }
+}
+
+/// The spool file name of an object: the last segment of its key, unless that is not a
+/// plain file name (`.`, `..`, a name longer than 200 bytes, one with a NUL or `\\`): then
+/// `input`, with the key's extension when it has a short one (the local sources tell a
+/// `.zip` by its extension). Never a path outside the spool.
+fn spool_name(key: &str) -> String {
+    let last = key.rsplit('/').next().unwrap_or("");
+    let plain =
+        !matches!(last, "" | "." | "..") && last.len() <= 200 && !last.contains(['\0', '\\']);
+    if plain {
+        return last.to_string();
+    }
+    let ext = last
+        .rsplit_once('.')
+        .map(|(_, e)| e)
+        .filter(|e| !e.is_empty() && e.len() <= 8 && e.bytes().all(|b| b.is_ascii_alphanumeric()));
+    match ext {
+        Some(e) => format!("input.{e}"),
+        None => "input".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::spool_name;
+
+    #[test]
+    fn spool_names_stay_inside_the_spool() {
+        assert_eq!(spool_name("exports/mail.zip"), "mail.zip");
+        assert_eq!(spool_name("a/.."), "input");
+        assert_eq!(spool_name("."), "input");
+        assert_eq!(
+            spool_name(&format!("{}.mbox", "x".repeat(300))),
+            "input.mbox"
+        );
+        assert_eq!(spool_name("a\\..\\b.pst"), "input.pst");
     }
 }
 

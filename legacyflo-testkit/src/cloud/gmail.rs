@@ -3,9 +3,11 @@
 //! `messages.get?format=raw`, and HTTP batch at `/batch/gmail/v1` (at most 50 parts,
 //! `multipart/mixed` in and out). Per-user quota in units per window (get 5, list 5,
 //! labels.list 1; each batch part counts) answered with 403 `userRateLimitExceeded`;
-//! optional injected 429s with `Retry-After`.
+//! optional injected 429s with `Retry-After`, and scripted faults of `messages.get`
+//! ([`GmailFaults`]: parts left out of a batch answer, parts failing, a spurious 404, a
+//! message deleted between the listing and the download).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -92,8 +94,24 @@ impl Store {
     }
 }
 
+/// Faults a test injects into `messages.get` batch parts.
+#[derive(Debug, Default)]
+pub struct GmailFaults {
+    /// Ids whose part is left out of every batch answer.
+    pub omit: HashSet<String>,
+    /// Ids whose part answers 500 `backendError` every time.
+    pub fail: HashSet<String>,
+    /// Ids whose next part answers 404 once, although the message exists.
+    pub not_found_once: HashSet<String>,
+    /// Ids still listed but deleted: every `messages.get` of them answers 404, as when a
+    /// user deletes a message between the listing and the download.
+    pub gone: HashSet<String>,
+}
+
 /// Shared state of a Gmail server.
 pub struct GmailState {
+    /// Scripted faults of `messages.get`.
+    pub faults: std::sync::Mutex<GmailFaults>,
     config: GmailConfig,
     labels: Vec<Label>,
     store: std::sync::RwLock<Store>,
@@ -122,6 +140,17 @@ impl GmailServer {
     /// The counters.
     pub fn counters(&self) -> &Counters {
         &self.state.counters
+    }
+
+    /// The ids of the stored messages, oldest first.
+    pub fn ids(&self) -> Vec<String> {
+        let store = self.state.store.read().expect("store lock");
+        store
+            .messages
+            .iter()
+            .rev()
+            .map(|s| s.msg.id.clone())
+            .collect()
     }
 
     /// Delivers `m` (new mail between two runs): its folder becomes its label as in
@@ -252,6 +281,7 @@ pub async fn gmail_server(
     }
     stored.reverse();
     let state = Arc::new(GmailState {
+        faults: Default::default(),
         quota: Mutex::new(Window::new(config.quota_units, config.quota_window)),
         config,
         labels,
@@ -367,8 +397,9 @@ impl GmailState {
     }
 
     fn get_message(&self, id: &str, format: Option<&str>) -> Answer {
+        let gone = self.faults.lock().expect("faults lock").gone.contains(id);
         let store = self.store.read().expect("store lock");
-        let Some(&i) = store.by_id.get(id) else {
+        let Some(&i) = store.by_id.get(id).filter(|_| !gone) else {
             return (
                 StatusCode::NOT_FOUND,
                 Vec::new(),
@@ -600,8 +631,32 @@ async fn batch(State(st): State<Arc<GmailState>>, h: HeaderMap, body: Bytes) -> 
                         let user = urlencoding::decode(user)
                             .map(|c| c.into_owned())
                             .unwrap_or_default();
+                        let (omit, fail, not_found) = {
+                            let mut f = st.faults.lock().expect("faults lock");
+                            let id = id.to_string();
+                            (
+                                f.omit.contains(&id),
+                                f.fail.contains(&id),
+                                f.not_found_once.remove(&id),
+                            )
+                        };
+                        if omit {
+                            continue;
+                        }
                         match st.admit(auth_of(&h), &user, 5).await {
                             Err(a) => a,
+                            Ok(()) if fail => error(
+                                StatusCode::INTERNAL_SERVER_ERROR,
+                                "backendError",
+                                "Backend Error",
+                                "INTERNAL",
+                            ),
+                            Ok(()) if not_found => error(
+                                StatusCode::NOT_FOUND,
+                                "notFound",
+                                "Requested entity was not found.",
+                                "NOT_FOUND",
+                            ),
                             Ok(()) => {
                                 let format =
                                     query.split('&').find_map(|kv| kv.strip_prefix("format="));

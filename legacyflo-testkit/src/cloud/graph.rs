@@ -3,9 +3,11 @@
 //! `receivedDateTime` (`ge`/`gt`/`lt`/`le`, joined by `and`), `$orderby=receivedDateTime`,
 //! `$top` and `$skip` in `@odata.nextLink`, and `messages/{id}/$value`. Limits: requests per
 //! window per mailbox and 4 concurrent requests per mailbox, answered with 429,
-//! `Retry-After` and the documented error body; optional injected 429s and 503s.
+//! `Retry-After` and the documented error body; optional injected 429s and 503s, and
+//! scripted faults of `$value` ([`GraphFaults`]) and folder display names
+//! ([`GraphConfig::display_names`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -45,6 +47,21 @@ pub struct GraphConfig {
     pub unavailable_every: u64,
     /// At most this many injected answers in all.
     pub inject_max: u64,
+    /// Display names the server reports instead of a seeded folder's last segment
+    /// (`("B", "A")` makes two sibling folders both named `A`).
+    pub display_names: Vec<(String, String)>,
+}
+
+/// Faults a test injects into message downloads.
+#[derive(Debug, Default)]
+pub struct GraphFaults {
+    /// Ids still listed but deleted: `$value` and `GET messages/{id}` answer 404, as when
+    /// a user deletes a message between the listing and the download.
+    pub gone: HashSet<String>,
+    /// Ids whose `$value` answers 500 every time.
+    pub fail: HashSet<String>,
+    /// Ids whose next `$value` answers 404 once, although the message exists.
+    pub not_found_once: HashSet<String>,
 }
 
 impl GraphConfig {
@@ -59,6 +76,7 @@ impl GraphConfig {
             throttle_every: 0,
             unavailable_every: 0,
             inject_max: 0,
+            display_names: Vec::new(),
         }
     }
 }
@@ -79,6 +97,8 @@ struct Store {
 
 /// Shared state of a Graph server.
 pub struct GraphState {
+    /// Scripted faults of message downloads.
+    pub faults: std::sync::Mutex<GraphFaults>,
     config: GraphConfig,
     base: std::sync::OnceLock<String>,
     folders: Vec<Folder>,
@@ -107,6 +127,12 @@ impl GraphServer {
     /// The counters.
     pub fn counters(&self) -> &Counters {
         &self.state.counters
+    }
+
+    /// The ids of the stored messages, in the order they were seeded.
+    pub fn ids(&self) -> Vec<String> {
+        let store = self.state.store.read().expect("store lock");
+        store.messages.iter().map(|m| m.id.clone()).collect()
     }
 
     /// Delivers `m` into its folder, which must exist (new mail between two runs).
@@ -189,7 +215,21 @@ pub async fn graph_server(
         .enumerate()
         .map(|(i, m)| (m.id.clone(), i))
         .collect();
+    for f in &mut folders {
+        let path = ids
+            .iter()
+            .find(|(_, id)| **id == f.id)
+            .map(|(p, _)| p.join("/"));
+        if let Some((_, name)) = config
+            .display_names
+            .iter()
+            .find(|(p, _)| Some(p) == path.as_ref())
+        {
+            f.name = name.clone();
+        }
+    }
     let state = Arc::new(GraphState {
+        faults: Default::default(),
         window: Mutex::new(Window::new(config.requests_per_window, config.window)),
         config,
         base: Default::default(),
@@ -218,6 +258,7 @@ pub async fn graph_server(
             "/v1.0/users/{user}/mailFolders/{id}/messages/delta",
             get(folder_delta),
         )
+        .route("/v1.0/users/{user}/messages/{id}", get(message_meta))
         .route(
             "/v1.0/users/{user}/messages/{id}/{value}",
             get(message_value),
@@ -572,11 +613,26 @@ async fn message_value(
         Ok(s) => s,
         Err(r) => return r,
     };
+    let (gone, fail, not_found) = {
+        let mut f = st.faults.lock().expect("faults lock");
+        (
+            f.gone.contains(&id),
+            f.fail.contains(&id),
+            f.not_found_once.remove(&id),
+        )
+    };
+    if fail {
+        return graph_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "ErrorInternalServerError",
+            "An internal server error occurred. The operation failed.",
+        );
+    }
     let raw = {
         let store = st.store.read().expect("store lock");
         store.by_id.get(&id).map(|&i| store.messages[i].raw.clone())
     };
-    let Some(raw) = raw else {
+    let Some(raw) = raw.filter(|_| !gone && !not_found) else {
         return graph_error(
             StatusCode::NOT_FOUND,
             "ErrorItemNotFound",
@@ -588,6 +644,28 @@ async fn message_value(
         .header(header::CONTENT_TYPE, "text/plain")
         .body(Body::from(raw))
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// `GET messages/{id}` (`$select` ignored): the message's id, or 404.
+async fn message_meta(
+    State(st): State<Arc<GraphState>>,
+    Path((user, id)): Path<(String, String)>,
+    h: HeaderMap,
+) -> Response {
+    let _slot = match st.admit(&h, &user).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let gone = st.faults.lock().expect("faults lock").gone.contains(&id);
+    let known = st.store.read().expect("store lock").by_id.contains_key(&id);
+    if gone || !known {
+        return graph_error(
+            StatusCode::NOT_FOUND,
+            "ErrorItemNotFound",
+            "The specified object was not found in the store.",
+        );
+    }
+    Json(json!({ "@odata.etag": "W/\"CQAAABYAAAA\"", "id": id })).into_response()
 }
 
 /// `mailFolders/{id}/messages/delta`: the first round lists the folder (`$filter` on
