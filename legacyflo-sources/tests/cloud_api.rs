@@ -788,30 +788,7 @@ async fn gmail_history_rerun_yields_only_new_mail() {
     assert_eq!(got.len(), 2);
 }
 
-/// Each event of `folder`, keyed by source id.
-async fn events_by_id(
-    source: &dyn Source,
-    folder: &legacyflo_core::FolderPath,
-) -> Vec<(String, legacyflo_core::SourceEvent)> {
-    use futures::StreamExt;
-    use legacyflo_core::SourceEvent;
-    let mut s = source
-        .stream(folder, &legacyflo_core::Filter::default(), None)
-        .await
-        .unwrap();
-    let mut out = Vec::new();
-    while let Some(ev) = s.next().await {
-        let ev = ev.unwrap();
-        let id = match &ev {
-            SourceEvent::Message(i) => i.message.source_id.clone(),
-            SourceEvent::Unreadable { source_id, .. } | SourceEvent::Expunged { source_id, .. } => {
-                source_id.clone()
-            }
-        };
-        out.push((id, ev));
-    }
-    out
-}
+use legacyflo_testkit::conformance::events_by_id;
 
 /// The same `n` generated messages, all in INBOX.
 fn inbox_messages(n: usize, seed: u64) -> Vec<Message> {

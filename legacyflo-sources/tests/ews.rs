@@ -354,3 +354,74 @@ async fn ews_requests_basic_auth_and_bad_credentials() {
     );
     assert!(Counters::get(&srv.counters().unauthorized) >= 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ews_accounts_for_every_listed_item_and_keeps_same_named_folders_apart() {
+    use legacyflo_core::SourceEvent;
+    use legacyflo_testkit::conformance::events_by_id;
+    let mut msgs = legacyflo_testkit::corpus::generated(23, 73);
+    for (i, m) in msgs.iter_mut().enumerate() {
+        m.folder = FolderPath::new([if i < 20 { "Inbox" } else { "Other" }]);
+    }
+    for engine in [false, true] {
+        let mut cfg = EwsConfig::new(MAILBOX, PASSWORD);
+        cfg.display_names = vec![("Other".into(), "Inbox".into())];
+        let srv = ews_server(cfg, &msgs).await;
+        let ids = srv.ids();
+        {
+            let mut f = srv.state.faults.lock().unwrap();
+            f.gone.insert(ids[2].clone());
+            f.omit.insert(ids[4].clone());
+            f.fail.insert(ids[6].clone());
+            f.not_found_once.insert(ids[8].clone());
+        }
+        let src = Arc::new(basic_source(&srv, PASSWORD, |o| o.batch = 5));
+        if engine {
+            let (res, got) = run_all(src.clone()).await;
+            assert!(res.error.is_none(), "{:?}", res.error);
+            assert_eq!(res.report.status, legacyflo_core::RunStatus::DoneWithSkips);
+            let t = res.report.totals();
+            assert_eq!((t.messages, t.skipped, t.expunged), (20, 2, 1));
+            assert_eq!(
+                got.iter()
+                    .filter(|m| m.folder == FolderPath::new(["Inbox (2)"]))
+                    .count(),
+                3
+            );
+            continue;
+        }
+        let list = src.list_folders().await.unwrap();
+        let names: Vec<String> = list.iter().map(|f| f.path.to_string()).collect();
+        assert_eq!(names, ["Inbox", "Inbox (2)"]);
+        assert!(
+            list[1].notes[0].contains("kept apart"),
+            "{:?}",
+            list[1].notes
+        );
+        let evs = events_by_id(src.as_ref(), &FolderPath::new(["Inbox"])).await;
+        let mut got: Vec<&str> = evs.iter().map(|(id, _)| id.as_str()).collect();
+        got.sort();
+        let mut want: Vec<&str> = ids[..20].iter().map(String::as_str).collect();
+        want.sort();
+        assert_eq!(got, want, "every listed item once");
+        for (id, ev) in &evs {
+            match ev {
+                SourceEvent::Expunged { .. } if *id == ids[2] => {}
+                SourceEvent::Unreadable { reason, .. } if *id == ids[4] => {
+                    assert!(
+                        reason.contains("not delivered") && reason.contains("0 answers"),
+                        "{reason}"
+                    )
+                }
+                SourceEvent::Unreadable { reason, .. } if *id == ids[6] => {
+                    assert!(
+                        reason.contains("ErrorMimeContentConversionFailed"),
+                        "{reason}"
+                    )
+                }
+                SourceEvent::Message(_) if ![&ids[2], &ids[4], &ids[6]].contains(&id) => {}
+                other => panic!("{id}: {other:?}"),
+            }
+        }
+    }
+}

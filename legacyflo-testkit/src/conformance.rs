@@ -374,6 +374,27 @@ async fn collect(
     out
 }
 
+/// Every event of `folder` (from the start), each with the source id it names; panics on
+/// a stream error. For tests that check how a source accounts for what it listed.
+pub async fn events_by_id(source: &dyn Source, folder: &FolderPath) -> Vec<(String, SourceEvent)> {
+    let mut s = source
+        .stream(folder, &Filter::default(), None)
+        .await
+        .expect("stream");
+    let mut out = Vec::new();
+    while let Some(ev) = s.next().await {
+        let ev = ev.expect("stream item");
+        let id = match &ev {
+            SourceEvent::Message(i) => i.message.source_id.clone(),
+            SourceEvent::Unreadable { source_id, .. } | SourceEvent::Expunged { source_id, .. } => {
+                source_id.clone()
+            }
+        };
+        out.push((id, ev));
+    }
+    out
+}
+
 /// Stores `messages`, runs the source into a memory sink, compares.
 pub async fn source_round_trip(h: &dyn SourceHarness, case: &str, messages: &[Message]) {
     let source = h.source_with(messages).await;

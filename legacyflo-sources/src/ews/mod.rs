@@ -5,6 +5,18 @@
 //! app registration (scope `https://outlook.office365.com/.default`), which reach the
 //! mailbox by `ExchangeImpersonation`. Limits honoured: `ErrorServerBusy` waits its
 //! `BackOffMilliseconds`, 5xx answers are retried with backoff, a fresh token after a 401.
+//!
+//! Every item `FindItem` lists yields one event: its MIME; or, when `GetItem` does not
+//! deliver it (no response message for it, an error response, an answer naming another
+//! item, `ErrorItemNotFound`), the item is asked for alone: `ErrorItemNotFound` then is
+//! [`SourceEvent::Expunged`](legacyflo_core::SourceEvent) (deleted since the listing), and
+//! what still fails is [`SourceEvent::Unreadable`](legacyflo_core::SourceEvent) naming the
+//! item and the reason. A batch that fails as a whole with an answer of the server is
+//! retried item by item; mailbox-wide codes (impersonation denied, no such mailbox), the
+//! network and throttling after the retries end the stream. An item met on two pages is
+//! read once; an item listed without an `ItemId` fails the listing (it could not be
+//! fetched). Sibling folders with one display name are kept apart (` (2)` appended, with a
+//! note); an empty display name is shown as `(no name)`.
 
 mod api;
 mod source;

@@ -19,7 +19,7 @@ use tracing::debug;
 
 use super::api::{self, classify, code_kind, response_messages};
 use super::xml::{self, Node};
-use crate::cloud::ApiClient;
+use crate::cloud::{ApiClient, Failed};
 
 /// Distinguished folders the service does not migrate (no mail, or deleted mail); their
 /// subfolders are skipped with them.
@@ -90,7 +90,37 @@ pub struct EwsSource {
     client: ApiClient,
     auth: EwsAuth,
     opts: EwsOptions,
-    folders: OnceCell<BTreeMap<FolderPath, String>>,
+    folders: OnceCell<BTreeMap<FolderPath, EwsFolder>>,
+}
+
+/// A listed folder: its id, and what the listing noticed.
+#[derive(Debug, Clone)]
+struct EwsFolder {
+    id: String,
+    notes: Vec<String>,
+}
+
+/// Mailbox-wide error codes of a `GetItem` response message: they end the stream (the
+/// credentials or the mailbox, not the item).
+const MAILBOX_CODES: &[&str] = &[
+    "ErrorImpersonateUserDenied",
+    "ErrorImpersonationDenied",
+    "ErrorInvalidExchangeImpersonationHeaderData",
+    "ErrorNonExistentMailbox",
+    "ErrorNoApplicableProxyCASServersAvailable",
+];
+
+/// How many times an item that the batch did not deliver is asked for alone.
+const ALONE_ATTEMPTS: u32 = 2;
+
+/// What one `GetItem` response message says about an item.
+enum ItemAnswer {
+    /// Its MIME.
+    Mime(Bytes),
+    /// `ErrorItemNotFound`.
+    NotFound(String),
+    /// Anything else (an error code, no MIME, MIME that is not base64): the reason.
+    Failed(String),
 }
 
 impl std::fmt::Debug for EwsSource {
@@ -159,13 +189,18 @@ impl EwsSource {
 
     /// Posts `body` in an envelope; returns the parsed answer.
     async fn call(&self, what: &str, body: &str) -> Result<Node> {
+        self.call_checked(what, body).await.map_err(|f| f.error)
+    }
+
+    /// [`call`](Self::call), saying on failure whether the server answered.
+    async fn call_checked(&self, what: &str, body: &str) -> std::result::Result<Node, Failed> {
         let env = api::envelope(
             self.opts.impersonate.then_some(self.opts.mailbox.as_str()),
             body,
         );
         let answer = self
             .client
-            .send(
+            .send_checked(
                 what,
                 |http, token| {
                     let rb = http
@@ -184,7 +219,10 @@ impl EwsSource {
                 classify,
             )
             .await?;
-        xml::parse(&answer.body).map_err(|e| protocol(what, e))
+        xml::parse(&answer.body).map_err(|e| Failed {
+            error: protocol(what, e),
+            status: Some(answer.status),
+        })
     }
 
     fn fail(what: &str, code: &str, text: &str) -> Error {
@@ -216,7 +254,7 @@ impl EwsSource {
         Ok(out)
     }
 
-    async fn folder_map(&self) -> Result<&BTreeMap<FolderPath, String>> {
+    async fn folder_map(&self) -> Result<&BTreeMap<FolderPath, EwsFolder>> {
         self.folders
             .get_or_try_init(|| async {
                 let skipped = self.skipped_ids().await?;
@@ -253,7 +291,7 @@ impl EwsSource {
                             continue;
                         };
                         let mail = f.name == "Folder" && is_mail_class(f.child_text("FolderClass"));
-                        let name = f.child_text("DisplayName").unwrap_or(id).to_string();
+                        let name = f.child_text("DisplayName").unwrap_or("").to_string();
                         order.push(id.to_string());
                         all.insert(id.to_string(), (parent.to_string(), name, mail));
                     }
@@ -266,24 +304,44 @@ impl EwsSource {
                         .and_then(|o| o.parse().ok())
                         .unwrap_or(offset + n);
                 }
-                let mut map = BTreeMap::new();
-                'folders: for id in order {
-                    let mut names = Vec::new();
-                    let mut cur = id.as_str();
-                    // Walk up to the root (a parent not in the listing), skipping whole
-                    // subtrees of skipped or non-mail folders.
-                    while let Some((parent, name, mail)) = all.get(cur) {
-                        if skipped.contains(cur) || !mail {
-                            continue 'folders;
+                let mut map: BTreeMap<FolderPath, EwsFolder> = BTreeMap::new();
+                // id -> its path (None: in a skipped subtree), assigned parents first so
+                // that a folder kept apart under another name keeps its subfolders.
+                let mut paths: HashMap<String, Option<FolderPath>> = HashMap::new();
+                for id in &order {
+                    // The chain from this folder up to the root (a parent not listed).
+                    let mut chain = vec![id.clone()];
+                    let mut cur = id.clone();
+                    while let Some((parent, _, _)) = all.get(&cur) {
+                        if !all.contains_key(parent) || paths.contains_key(parent) {
+                            break;
                         }
-                        names.push(name.clone());
-                        if names.len() > all.len() {
+                        if chain.len() > all.len() {
                             return Err(protocol("FindFolder", "the folder parents form a loop"));
                         }
-                        cur = parent;
+                        chain.push(parent.clone());
+                        cur = parent.clone();
                     }
-                    names.reverse();
-                    map.insert(FolderPath::new(names), id);
+                    for fid in chain.into_iter().rev() {
+                        if paths.contains_key(&fid) {
+                            continue;
+                        }
+                        let Some((parent, name, mail)) = all.get(&fid) else {
+                            continue;
+                        };
+                        let parent_path = match paths.get(parent) {
+                            Some(Some(p)) => Some(p.clone()),
+                            Some(None) => None,
+                            None => Some(FolderPath::root()),
+                        };
+                        let path = match parent_path {
+                            Some(pp) if !skipped.contains(&fid) && *mail => {
+                                Some(insert_folder(&mut map, &pp, name, fid.clone()))
+                            }
+                            _ => None,
+                        };
+                        paths.insert(fid, path);
+                    }
                 }
                 Ok::<_, Error>(map)
             })
@@ -317,7 +375,19 @@ impl EwsSource {
                 .child("Items")
                 .map(|i| i.children.as_slice())
                 .unwrap_or(&[]);
-            out.extend(items.iter().filter_map(item_meta));
+            for it in items {
+                match item_meta(it) {
+                    Some(m) => out.push(m),
+                    None => {
+                        return Err(protocol(
+                            "FindItem",
+                            format!(
+                                "an item of folder {id} is listed without an ItemId; it could not be fetched"
+                            ),
+                        ));
+                    }
+                }
+            }
             if root.attr("IncludesLastItemInRange") != Some("false") || items.is_empty() {
                 break;
             }
@@ -327,66 +397,192 @@ impl EwsSource {
                 .unwrap_or(offset + items.len() as u64);
         }
         out.sort_by(|a, b| (a.received, &a.id).cmp(&(b.received, &b.id)));
-        out.dedup_by(|a, b| a.id == b.id);
+        // An item met on two pages (the folder changed while it was paged) once.
+        let mut seen = HashSet::new();
+        out.retain(|m| seen.insert(m.id.clone()));
         Ok(out)
     }
 
-    /// The events of one `GetItem` batch, in the batch's order.
+    /// What one response message says about an item; `Err` for a mailbox-wide code.
+    fn item_answer(r: &api::ResponseMessage<'_>) -> Result<ItemAnswer> {
+        if r.class == "Error" {
+            if r.code == "ErrorItemNotFound" {
+                return Ok(ItemAnswer::NotFound(format!("{}: {}", r.code, r.text)));
+            }
+            if MAILBOX_CODES.contains(&r.code) {
+                return Err(Self::fail("GetItem", r.code, r.text));
+            }
+            return Ok(ItemAnswer::Failed(format!(
+                "GetItem: {}: {}",
+                r.code, r.text
+            )));
+        }
+        let Some(mime) = Self::answered_item(r).and_then(|i| i.child("MimeContent")) else {
+            return Ok(ItemAnswer::Failed(
+                "GetItem: the item has no MimeContent".to_string(),
+            ));
+        };
+        let b64: String = mime.text.split_whitespace().collect();
+        Ok(
+            match base64::engine::general_purpose::STANDARD.decode(b64.as_bytes()) {
+                Ok(raw) => ItemAnswer::Mime(Bytes::from(raw)),
+                Err(e) => ItemAnswer::Failed(format!("MimeContent is not base64: {e}")),
+            },
+        )
+    }
+
+    /// The item element of a response message.
+    fn answered_item<'n>(r: &api::ResponseMessage<'n>) -> Option<&'n Node> {
+        r.node.child("Items").and_then(|i| i.children.first())
+    }
+
+    /// The id a success response message answers for, when it says.
+    fn answered_id<'n>(r: &api::ResponseMessage<'n>) -> Option<&'n str> {
+        Self::answered_item(r)
+            .and_then(|i| i.child("ItemId"))
+            .and_then(|i| i.attr("Id"))
+    }
+
+    /// The events of one `GetItem` batch, in the batch's order, one for each item. An item
+    /// the answer does not deliver (missing, answered for another id, an error response,
+    /// `ErrorItemNotFound`) is asked for alone: gone then is
+    /// [`SourceEvent::Expunged`]; still failing after [`ALONE_ATTEMPTS`] is
+    /// [`SourceEvent::Unreadable`] with the reason. A failed request (the network, the
+    /// credentials, throttling after the retries) ends the stream.
     async fn get_batch(
         &self,
         metas: Vec<ItemMeta>,
         folder: &FolderPath,
     ) -> Result<Vec<SourceEvent>> {
         let ids: Vec<String> = metas.iter().map(|m| m.id.clone()).collect();
-        let doc = self.call("GetItem", &api::get_item(&ids)).await?;
-        let msgs = response_messages(&doc).map_err(|e| protocol("GetItem", e))?;
-        if msgs.len() != metas.len() {
-            return Err(protocol(
-                "GetItem",
-                format!("{} answers for {} items", msgs.len(), metas.len()),
-            ));
+        let mut answers: Vec<Option<ItemAnswer>> = metas.iter().map(|_| None).collect();
+        match self.call_checked("GetItem", &api::get_item(&ids)).await {
+            Ok(doc) => {
+                let msgs = response_messages(&doc).map_err(|e| protocol("GetItem", e))?;
+                if msgs.len() == metas.len() {
+                    // In order, as EWS answers; a success naming another id is not used.
+                    for (i, r) in msgs.iter().enumerate() {
+                        if Self::answered_id(r).is_some_and(|a| a != ids[i]) {
+                            continue;
+                        }
+                        answers[i] = Some(Self::item_answer(r)?);
+                    }
+                } else {
+                    // Answers missing: only successes that name their id can be placed.
+                    debug!(
+                        answers = msgs.len(),
+                        items = metas.len(),
+                        "GetItem answered for fewer items"
+                    );
+                    for r in &msgs {
+                        if let Some(i) =
+                            Self::answered_id(r).and_then(|a| ids.iter().position(|x| x == a))
+                            && answers[i].is_none()
+                        {
+                            answers[i] = Some(Self::item_answer(r)?);
+                        }
+                    }
+                }
+            }
+            // One bad item can fail a whole batch: each is asked for alone.
+            Err(f) if f.is_per_item() && metas.len() > 1 => {
+                debug!(error = %f.error, "GetItem batch failed; asking for each item alone");
+            }
+            Err(f) => return Err(f.error),
         }
         let mut out = Vec::with_capacity(metas.len());
-        for (meta, r) in metas.iter().zip(msgs) {
+        for (meta, answer) in metas.iter().zip(answers) {
             let pos = position(meta.received, &meta.id);
-            let unreadable = |reason: String| SourceEvent::Unreadable {
-                source_id: meta.id.clone(),
-                position: pos.clone(),
-                reason,
-            };
-            if r.class == "Error" {
-                // Deleted between the listing and the download, or corrupt on the server.
-                if matches!(
-                    r.code,
-                    "ErrorItemNotFound" | "ErrorCorruptData" | "ErrorMimeContentConversionFailed"
-                ) {
-                    out.push(unreadable(format!("GetItem: {}: {}", r.code, r.text)));
-                    continue;
-                }
-                return Err(Self::fail(&format!("GetItem {}", meta.id), r.code, r.text));
-            }
-            let mime = r
-                .node
-                .child("Items")
-                .and_then(|i| i.children.first())
-                .and_then(|i| i.child("MimeContent"));
-            let Some(mime) = mime else {
-                out.push(unreadable(
-                    "GetItem: the item has no MimeContent".to_string(),
-                ));
-                continue;
-            };
-            let b64: String = mime.text.split_whitespace().collect();
-            match base64::engine::general_purpose::STANDARD.decode(b64.as_bytes()) {
-                Ok(raw) => out.push(SourceEvent::Message(SourceItem {
-                    message: message_of(meta, Bytes::from(raw), folder),
+            let event = match answer {
+                Some(ItemAnswer::Mime(raw)) => SourceEvent::Message(SourceItem {
+                    message: message_of(meta, raw, folder),
                     position: pos,
-                })),
-                Err(e) => out.push(unreadable(format!("MimeContent is not base64: {e}"))),
-            }
+                }),
+                Some(ItemAnswer::NotFound(why) | ItemAnswer::Failed(why)) => {
+                    self.get_alone(meta, pos, folder, why).await?
+                }
+                None => {
+                    self.get_alone(
+                        meta,
+                        pos,
+                        folder,
+                        "GetItem's answer has nothing for it".to_string(),
+                    )
+                    .await?
+                }
+            };
+            out.push(event);
         }
         Ok(out)
     }
+
+    /// `GetItem` of one item the batch did not deliver (`why`).
+    async fn get_alone(
+        &self,
+        meta: &ItemMeta,
+        pos: Position,
+        folder: &FolderPath,
+        mut why: String,
+    ) -> Result<SourceEvent> {
+        for _ in 0..ALONE_ATTEMPTS {
+            let answer = match self
+                .call_checked("GetItem", &api::get_item(std::slice::from_ref(&meta.id)))
+                .await
+            {
+                Ok(doc) => {
+                    let msgs = response_messages(&doc).map_err(|e| protocol("GetItem", e))?;
+                    match msgs.as_slice() {
+                        [r] if Self::answered_id(r).is_none_or(|a| a == meta.id) => {
+                            Self::item_answer(r)?
+                        }
+                        [_] => ItemAnswer::Failed("GetItem answered for another item".to_string()),
+                        _ => ItemAnswer::Failed(format!(
+                            "GetItem of this item alone gave {} answers",
+                            msgs.len()
+                        )),
+                    }
+                }
+                Err(f) if f.is_per_item() => ItemAnswer::Failed(f.error.to_string()),
+                Err(f) => return Err(f.error),
+            };
+            match answer {
+                ItemAnswer::Mime(raw) => {
+                    return Ok(SourceEvent::Message(SourceItem {
+                        message: message_of(meta, raw, folder),
+                        position: pos,
+                    }));
+                }
+                ItemAnswer::NotFound(_) => {
+                    debug!(id = %meta.id, "listed item deleted meanwhile");
+                    return Ok(SourceEvent::Expunged {
+                        source_id: meta.id.clone(),
+                        position: pos,
+                    });
+                }
+                ItemAnswer::Failed(reason) => why = reason,
+            }
+        }
+        Ok(SourceEvent::Unreadable {
+            source_id: meta.id.clone(),
+            position: pos,
+            reason: format!(
+                "listed, but not delivered (asked for alone {ALONE_ATTEMPTS} times): {why}"
+            ),
+        })
+    }
+}
+
+/// Puts folder `id` named `name` under `parent` into `map`, at a path no other folder has
+/// ([`unique_folder_path`](crate::cloud::unique_folder_path)); returns the path.
+fn insert_folder(
+    map: &mut BTreeMap<FolderPath, EwsFolder>,
+    parent: &FolderPath,
+    name: &str,
+    id: String,
+) -> FolderPath {
+    let (path, notes) = crate::cloud::unique_folder_path(map, parent, name);
+    map.insert(path.clone(), EwsFolder { id, notes });
+    path
 }
 
 fn position(t: DateTime<Utc>, id: &str) -> Position {
@@ -436,8 +632,11 @@ impl Source for EwsSource {
         Ok(self
             .folder_map()
             .await?
-            .keys()
-            .map(|p| FolderInfo::new(p.clone()))
+            .iter()
+            .map(|(p, f)| FolderInfo {
+                notes: f.notes.clone(),
+                ..FolderInfo::new(p.clone())
+            })
             .collect())
     }
 
@@ -451,7 +650,7 @@ impl Source for EwsSource {
             .folder_map()
             .await?
             .get(folder)
-            .cloned()
+            .map(|f| f.id.clone())
             .ok_or_else(|| {
                 Error::backend(
                     "ews",

@@ -83,35 +83,15 @@ struct GraphFolder {
     notes: Vec<String>,
 }
 
-/// Puts folder `id` at `path` into `map`; a path already taken (two sibling folders with one
-/// display name) gets ` (2)`, ` (3)`, … appended to its last segment, with a note, and an
-/// empty display name is shown as `(no name)`; so no folder is merged into another or lost.
-/// Returns the path used.
+/// Puts folder `id` named `name` under `parent` into `map`, at a path no other folder has
+/// ([`unique_folder_path`](crate::cloud::unique_folder_path)); returns the path.
 fn insert_folder(
     map: &mut BTreeMap<FolderPath, GraphFolder>,
     parent: &FolderPath,
     name: &str,
     id: String,
 ) -> FolderPath {
-    let mut notes = Vec::new();
-    let shown = if name.is_empty() {
-        notes.push("the folder has an empty display name; it is shown as `(no name)`".to_string());
-        "(no name)"
-    } else {
-        name
-    };
-    let wanted = parent.child(shown.to_string());
-    let mut path = wanted.clone();
-    let mut n = 1;
-    while map.contains_key(&path) {
-        n += 1;
-        path = parent.child(format!("{shown} ({n})"));
-    }
-    if n > 1 {
-        notes.push(format!(
-            "another folder has the display name `{wanted}`; this one is kept apart as `{path}`"
-        ));
-    }
+    let (path, notes) = crate::cloud::unique_folder_path(map, parent, name);
     map.insert(path.clone(), GraphFolder { id, notes });
     path
 }

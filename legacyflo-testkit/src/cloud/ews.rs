@@ -10,8 +10,11 @@
 //! `ExchangeImpersonation` header naming the mailbox, as Exchange requires of app-only
 //! tokens; bad credentials get 401. Throttling: every n-th request (optional) gets the
 //! `ErrorServerBusy` fault (HTTP 500) with `BackOffMilliseconds`, and every request before
-//! that back-off has passed gets it again.
+//! that back-off has passed gets it again. Scripted `GetItem` faults ([`EwsFaults`]): items
+//! deleted after the listing, left out of the answer, failing, or a spurious
+//! `ErrorItemNotFound`; and folder display names ([`EwsConfig::display_names`]).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -48,6 +51,9 @@ pub struct EwsConfig {
     pub back_off_ms: u64,
     /// At most this many injected busy answers in all (those within a back-off included).
     pub inject_max: u64,
+    /// Display names the server reports instead of a seeded folder's name (`("B", "A")`
+    /// makes two sibling folders both named `A`).
+    pub display_names: Vec<(String, String)>,
 }
 
 impl EwsConfig {
@@ -61,6 +67,7 @@ impl EwsConfig {
             busy_every: 0,
             back_off_ms: 200,
             inject_max: 0,
+            display_names: Vec::new(),
         }
     }
 }
@@ -74,8 +81,23 @@ struct Folder {
     distinguished: Option<&'static str>,
 }
 
+/// Faults a test injects into `GetItem`.
+#[derive(Debug, Default)]
+pub struct EwsFaults {
+    /// Items still listed but deleted: `GetItem` answers `ErrorItemNotFound`.
+    pub gone: HashSet<String>,
+    /// Items left out of every `GetItem` answer (no response message for them).
+    pub omit: HashSet<String>,
+    /// Items answered with the error `ErrorMimeContentConversionFailed` every time.
+    pub fail: HashSet<String>,
+    /// Items whose next `GetItem` answers `ErrorItemNotFound` once, although they exist.
+    pub not_found_once: HashSet<String>,
+}
+
 /// Shared state of an EWS server.
 pub struct EwsState {
+    /// Scripted faults of `GetItem`.
+    pub faults: std::sync::Mutex<EwsFaults>,
     config: EwsConfig,
     folders: Vec<Folder>,
     messages: Vec<(String, StoredMessage)>,
@@ -105,6 +127,14 @@ impl EwsServer {
     /// The counters.
     pub fn counters(&self) -> &Counters {
         &self.state.counters
+    }
+    /// The ids of the stored messages, in the order they were seeded.
+    pub fn ids(&self) -> Vec<String> {
+        self.state
+            .messages
+            .iter()
+            .map(|(_, m)| m.id.clone())
+            .collect()
     }
 }
 
@@ -198,7 +228,13 @@ pub async fn ews_server(config: EwsConfig, messages: &[Message]) -> EwsServer {
         "trash",
     );
     push(old, &trash, messages.len());
+    for f in &mut folders {
+        if let Some((_, name)) = config.display_names.iter().find(|(n, _)| *n == f.name) {
+            f.name = name.clone();
+        }
+    }
     let state = Arc::new(EwsState {
+        faults: Default::default(),
         config,
         folders,
         messages: stored,
@@ -591,10 +627,32 @@ fn get_item(state: &EwsState, op: &Node) -> Response {
         .map(|i| i.children.as_slice())
         .unwrap_or(&[])
     {
+        let wanted = id.attr("Id").unwrap_or("").to_string();
+        let (gone, omit, fail, not_found) = {
+            let mut f = state.faults.lock().expect("faults lock");
+            (
+                f.gone.contains(&wanted),
+                f.omit.contains(&wanted),
+                f.fail.contains(&wanted),
+                f.not_found_once.remove(&wanted),
+            )
+        };
+        if omit {
+            continue;
+        }
+        if fail {
+            msgs.push_str(&err_msg(
+                "GetItem",
+                "ErrorMimeContentConversionFailed",
+                "The MIME content conversion failed.",
+            ));
+            continue;
+        }
         let found = state
             .messages
             .iter()
-            .find(|(_, m)| Some(m.id.as_str()) == id.attr("Id"));
+            .find(|(_, m)| m.id == wanted)
+            .filter(|_| !gone && !not_found);
         match found {
             Some((_, m)) => {
                 let content = if mime {
