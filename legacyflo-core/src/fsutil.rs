@@ -163,7 +163,7 @@ mod tests {
         // A FIFO neither blocks the open nor is read.
         rustix::fs::mknodat(
             rustix::fs::CWD,
-            &root.join("a/cur/fifo"),
+            root.join("a/cur/fifo"),
             rustix::fs::FileType::Fifo,
             Mode::RUSR | Mode::WUSR,
             0,

@@ -219,7 +219,7 @@ impl<R: BufRead> MboxReader<R> {
 
     /// The `From ` line whose first piece is `first`: the rest of a line longer than a
     /// piece is read and dropped (its length is kept for the report).
-    fn from_line(&mut self, first: Vec<u8>, complete: bool) -> io::Result<FromLine> {
+    fn read_from_line(&mut self, first: Vec<u8>, complete: bool) -> io::Result<FromLine> {
         if complete || first.len() < PIECE {
             return Ok(FromLine {
                 text: first,
@@ -275,7 +275,7 @@ impl<R: BufRead> MboxReader<R> {
             }
             if last_blank && piece.starts_with(b"From ") {
                 let first = std::mem::take(&mut piece);
-                self.pending = Some((at, self.from_line(first, complete)?));
+                self.pending = Some((at, self.read_from_line(first, complete)?));
                 break;
             }
             last_blank = complete && (piece == b"\n" || piece == b"\r\n");
@@ -351,7 +351,7 @@ impl<R: BufRead> MboxReader<R> {
             at_line_start = complete;
             if prev_blank && piece.starts_with(b"From ") {
                 let first = std::mem::take(&mut piece);
-                let line = self.from_line(first, complete)?;
+                let line = self.read_from_line(first, complete)?;
                 if junk {
                     self.pending = Some((at, line));
                     return Ok(Start::Junk(Item::Junk {

@@ -136,23 +136,6 @@ fn spool_name(key: &str) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::spool_name;
-
-    #[test]
-    fn spool_names_stay_inside_the_spool() {
-        assert_eq!(spool_name("exports/mail.zip"), "mail.zip");
-        assert_eq!(spool_name("a/.."), "input");
-        assert_eq!(spool_name("."), "input");
-        assert_eq!(
-            spool_name(&format!("{}.mbox", "x".repeat(300))),
-            "input.mbox"
-        );
-        assert_eq!(spool_name("a\\..\\b.pst"), "input.pst");
-    }
-}
-
 #[async_trait]
 impl Source for S3Source {
     fn kind(&self) -> &str {
@@ -177,5 +160,22 @@ impl Source for S3Source {
         after: Option<&Position>,
     ) -> Result<MessageStream<'a>> {
         self.local().await?.stream(folder, filter, after).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::spool_name;
+
+    #[test]
+    fn spool_names_stay_inside_the_spool() {
+        assert_eq!(spool_name("exports/mail.zip"), "mail.zip");
+        assert_eq!(spool_name("a/.."), "input");
+        assert_eq!(spool_name("."), "input");
+        assert_eq!(
+            spool_name(&format!("{}.mbox", "x".repeat(300))),
+            "input.mbox"
+        );
+        assert_eq!(spool_name("a\\..\\b.pst"), "input.pst");
     }
 }
