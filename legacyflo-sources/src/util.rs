@@ -85,8 +85,10 @@ pub(crate) struct SharedFile {
 }
 
 impl SharedFile {
+    /// Opens the archive the user named (a link to it is followed); it must be a regular
+    /// file (a FIFO or device is refused without blocking).
     pub(crate) fn open(path: &std::path::Path) -> io::Result<Self> {
-        let file = File::open(path)?;
+        let file = legacyflo_core::fsutil::open_regular(path)?;
         let len = file.metadata()?.len();
         Ok(SharedFile {
             file: Arc::new(file),
