@@ -77,13 +77,20 @@ fn graph_source(
         base_delay: Duration::from_millis(50),
         ..RetryPolicy::default()
     };
-    graph_source_with(tok, srv, policy, tune)
+    graph_source_with(
+        tok,
+        srv,
+        policy,
+        legacyflo_sources::cloud::DEFAULT_MAX_ANSWER_BYTES,
+        tune,
+    )
 }
 
 fn graph_source_with(
     tok: &TokenServer,
     srv: &GraphServer,
     policy: RetryPolicy,
+    max_answer: u64,
     tune: impl FnOnce(&mut GraphOptions),
 ) -> GraphSource {
     let a = auth(
@@ -96,7 +103,8 @@ fn graph_source_with(
     let cache = oauth::token_cache(&a, GRAPH_USER, oauth::SCOPE_GRAPH, http.clone()).unwrap();
     let mut o = GraphOptions::new(GRAPH_USER, a.api_url.as_deref());
     tune(&mut o);
-    GraphSource::new(ApiClient::new("graph", http, cache, policy), o)
+    let client = ApiClient::new("graph", http, cache, policy).with_max_answer_bytes(max_answer);
+    GraphSource::new(client, o)
 }
 
 struct GmailHarness {
@@ -873,7 +881,13 @@ async fn graph_accounts_for_every_listed_id_and_keeps_same_named_folders_apart()
             base_delay: Duration::from_millis(20),
             ..RetryPolicy::default()
         };
-        let src = Arc::new(graph_source_with(&tok, &srv, policy, |_| {}));
+        let src = Arc::new(graph_source_with(
+            &tok,
+            &srv,
+            policy,
+            legacyflo_sources::cloud::DEFAULT_MAX_ANSWER_BYTES,
+            |_| {},
+        ));
         if engine {
             let (res, got) = run_all(src.clone()).await;
             assert!(res.error.is_none(), "{:?}", res.error);
@@ -914,5 +928,33 @@ async fn graph_accounts_for_every_listed_id_and_keeps_same_named_folders_apart()
                 .len(),
             3
         );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_over_the_size_limit_is_not_read_and_its_message_is_reported() {
+    use legacyflo_core::{FolderPath, SourceEvent};
+    let tok = tokens().await;
+    let mut msgs = inbox_messages(3, 74);
+    let mut big = b"Subject: big\r\n\r\n".to_vec();
+    big.extend(std::iter::repeat_n(b'x', 200_000));
+    msgs[1].raw = big.into();
+    let srv = graph_server(GraphConfig::new(GRAPH_USER), &msgs, &[]).await;
+    let ids = srv.ids();
+    let policy = RetryPolicy {
+        base_delay: Duration::from_millis(20),
+        ..RetryPolicy::default()
+    };
+    let src = graph_source_with(&tok, &srv, policy, 50_000, |_| {});
+    let evs = events_by_id(&src, &FolderPath::inbox()).await;
+    assert_eq!(evs.len(), 3);
+    for (id, ev) in &evs {
+        match ev {
+            SourceEvent::Unreadable { reason, .. } if *id == ids[1] => {
+                assert!(reason.contains("larger than 50000 bytes"), "{reason}")
+            }
+            SourceEvent::Message(m) => assert!(m.message.raw.len() < 50_000),
+            other => panic!("{id}: {other:?}"),
+        }
     }
 }
