@@ -236,6 +236,36 @@ pub fn field_help(f: Field) -> (&'static str, &'static str, &'static str) {
             SRC,
             "true accepts any source certificate (testing only)",
         ),
+        Field::SourceCommandTimeout => (
+            "SECS",
+            SRC,
+            "Deadline of one IMAP command: seconds, or 30s, 10m, 1h [default: 15m]",
+        ),
+        Field::SourceMaxMessageSize => (
+            "BYTES",
+            SRC,
+            "Largest message read; a larger one is skipped and reported: bytes, or 512K, 64M, 2G [default: 2G]",
+        ),
+        Field::SourceMaxLineLength => (
+            "BYTES",
+            SRC,
+            "Longest IMAP response line accepted [default: 1M]",
+        ),
+        Field::DestCommandTimeout => (
+            "SECS",
+            DST,
+            "Deadline of one IMAP command at the destination [default: 15m]",
+        ),
+        Field::DestMaxMessageSize => (
+            "BYTES",
+            DST,
+            "Largest message read back from the destination [default: 2G]",
+        ),
+        Field::DestMaxLineLength => (
+            "BYTES",
+            DST,
+            "Longest IMAP response line accepted from the destination [default: 1M]",
+        ),
         Field::DestTls => (
             "MODE",
             DST,

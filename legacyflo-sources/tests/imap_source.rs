@@ -222,6 +222,7 @@ async fn nested_non_ascii_folders_and_master_user() {
         ca_file: None,
         insecure: false,
         admin: Some(server.master_user.clone()),
+        limits: Default::default(),
     };
     let src = legacyflo_sources::imap::open_imap_source(ImapPreset::Generic, &endpoint).unwrap();
     assert_eq!(collect(&src, &FolderPath::inbox()).await.len(), 1);

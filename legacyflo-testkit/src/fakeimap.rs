@@ -83,7 +83,35 @@ struct Shared {
 pub struct FakeImapServer {
     port: u16,
     shared: Arc<Shared>,
-    accept: JoinHandle<()>,
+    _accept: AcceptTask,
+}
+
+/// The task accepting a test server's connections, each served by `serve` on its own
+/// task; dropping it stops accepting (open connections end with their clients).
+pub(crate) struct AcceptTask(JoinHandle<()>);
+
+impl AcceptTask {
+    pub(crate) fn spawn<S, F, Fut>(listener: TcpListener, shared: Arc<S>, serve: F) -> AcceptTask
+    where
+        S: Send + Sync + 'static,
+        F: Fn(TcpStream, Arc<S>) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = std::io::Result<()>> + Send + 'static,
+    {
+        AcceptTask(tokio::spawn(async move {
+            while let Ok((sock, _)) = listener.accept().await {
+                let conn = serve(sock, shared.clone());
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+            }
+        }))
+    }
+}
+
+impl Drop for AcceptTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl std::fmt::Debug for FakeImapServer {
@@ -92,12 +120,6 @@ impl std::fmt::Debug for FakeImapServer {
             .field("port", &self.port)
             .field("flavor", &self.shared.config.flavor)
             .finish()
-    }
-}
-
-impl Drop for FakeImapServer {
-    fn drop(&mut self) {
-        self.accept.abort();
     }
 }
 
@@ -113,19 +135,11 @@ impl FakeImapServer {
             log: Mutex::new(Vec::new()),
             throttled: Mutex::new(0),
         });
-        let s2 = shared.clone();
-        let accept = tokio::spawn(async move {
-            while let Ok((sock, _)) = listener.accept().await {
-                let s = s2.clone();
-                tokio::spawn(async move {
-                    let _ = serve(sock, s).await;
-                });
-            }
-        });
+        let accept = AcceptTask::spawn(listener, shared.clone(), serve);
         FakeImapServer {
             port,
             shared,
-            accept,
+            _accept: accept,
         }
     }
 
@@ -155,8 +169,23 @@ fn capability(flavor: Flavor) -> &'static str {
     }
 }
 
+/// What `BODY[HEADER.FIELDS (MESSAGE-ID)]` answers for `raw`: its Message-ID line(s)
+/// and the blank line that ends a header.
+pub(crate) fn message_id_field(raw: &[u8]) -> Vec<u8> {
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(raw.len(), |p| p + 4);
+    raw[..end]
+        .split(|b| *b == b'\n')
+        .filter(|l| l.len() > 11 && l[..11].eq_ignore_ascii_case(b"message-id:"))
+        .flat_map(|l| l.iter().copied().chain(std::iter::once(b'\n')))
+        .chain(*b"\r\n")
+        .collect()
+}
+
 /// `1:5,7,9:*` → whether `uid` is in it (`*` is the highest UID, `max`).
-fn in_set(set: &str, uid: u32, max: u32) -> bool {
+pub(crate) fn in_set(set: &str, uid: u32, max: u32) -> bool {
     set.split(',').any(|part| {
         let num = |s: &str| {
             if s == "*" {
@@ -369,20 +398,7 @@ async fn serve(sock: TcpStream, shared: Arc<Shared>) -> std::io::Result<()> {
                                 x.raw.len()
                             ));
                             if items.contains("HEADER.FIELDS") {
-                                let end = x
-                                    .raw
-                                    .windows(4)
-                                    .position(|w| w == b"\r\n\r\n")
-                                    .map(|p| p + 4)
-                                    .unwrap_or(x.raw.len());
-                                let hdr: Vec<u8> = x.raw[..end]
-                                    .split(|b| *b == b'\n')
-                                    .filter(|l| {
-                                        l.len() > 11 && l[..11].eq_ignore_ascii_case(b"message-id:")
-                                    })
-                                    .flat_map(|l| l.iter().copied().chain(std::iter::once(b'\n')))
-                                    .chain(*b"\r\n")
-                                    .collect();
+                                let hdr = message_id_field(&x.raw);
                                 head.push_str(&format!(
                                     " BODY[HEADER.FIELDS (MESSAGE-ID)] {{{}}}\r\n",
                                     hdr.len()

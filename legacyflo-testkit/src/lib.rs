@@ -8,6 +8,8 @@
 //! - [`corpus`]: test messages (edge cases, the sample mailbox, generated corpora);
 //! - [`servers`]: the real Dovecot and S3 servers the test command starts;
 //! - [`fakeimap`]: a scripted IMAP server answering as Gmail or Microsoft 365 do;
+//! - [`hostile_imap`]: an IMAP server that misbehaves as a compromised or buggy one would
+//!   (huge literals, endless lines, trickling, silence, omissions, garbage, colliding names);
 //! - [`faultproxy`]: a TCP proxy that cuts connections;
 //! - [`readpst`]: readpst as an external judge of written PST files;
 //! - [`s3refuse`] and [`s3mem`]: local S3 servers that refuse as AWS does, and that check
@@ -20,6 +22,7 @@ pub mod conformance;
 pub mod corpus;
 pub mod fakeimap;
 pub mod faultproxy;
+pub mod hostile_imap;
 mod http1;
 pub mod memory;
 pub mod readpst;

@@ -47,7 +47,13 @@ pub struct EngineOptions {
     pub commit_every_bytes: u64,
     /// Commit at least this often while writing. Default 30 s.
     pub commit_interval: Duration,
-    /// Retries of temporary errors.
+    /// Retries of temporary errors, the only retries of a run (sources and sinks fail
+    /// fast and never retry inside): a folder reader calls its source's
+    /// [`stream`](crate::Source::stream) again up to `max_retries` times in a row without
+    /// progress, then the run fails with that error; a sink error rewinds to the last
+    /// commit and is retried up to `max_retries` times in a row without a new commit. The
+    /// two budgets never multiply: a reader that gave up is not restarted by the sink's
+    /// retries.
     pub retry: RetryPolicy,
     /// Messages buffered between readers and the writer. Default 64.
     pub buffer: usize,

@@ -19,6 +19,15 @@ use crate::request::{Field, FieldError, RequestErrors};
 use crate::sink::{Placement, Settled, Sink, WriteOutcome};
 use crate::source::{Position, Source, SourceEvent};
 
+/// Why [`Run::pump`] stopped before every folder was done.
+enum Stopped {
+    /// The sink or a commit failed: the run may rewind to the last commit and retry.
+    Sink(Error),
+    /// A folder reader failed for good, after its own retries (the retry policy's budget,
+    /// spent once: retrying the whole pump again would multiply it).
+    Source(Error),
+}
+
 enum ReaderMsg {
     Event(usize, SourceEvent),
     Done(usize),
@@ -286,7 +295,8 @@ impl Run {
             }
             match outcome {
                 Ok(()) => break,
-                Err(e)
+                Err(Stopped::Source(e)) => return Err(e),
+                Err(Stopped::Sink(e))
                     if e.is_retryable()
                         && consecutive_failures < self.options.retry.max_retries =>
                 {
@@ -306,7 +316,7 @@ impl Run {
                     self.rewind();
                     tokio::time::sleep(delay).await;
                 }
-                Err(e) => return Err(e),
+                Err(Stopped::Sink(e)) => return Err(e),
             }
         }
         self.commit().await?;
@@ -419,9 +429,10 @@ impl Run {
         set
     }
 
-    /// Moves messages until every folder is done. A retryable sink error is returned so the
-    /// caller can rewind; readers are stopped on return.
-    async fn pump(&mut self) -> Result<()> {
+    /// Moves messages until every folder is done. A sink error is returned so the caller
+    /// can rewind and retry; a reader's final error is returned as such (its retries are
+    /// spent); readers are stopped on return.
+    async fn pump(&mut self) -> std::result::Result<(), Stopped> {
         let remaining = self.folders.iter().filter(|f| !f.done).count();
         if remaining == 0 {
             return Ok(());
@@ -436,26 +447,26 @@ impl Run {
                 m = rx.recv() => m,
                 _ = tick.tick() => {
                     if self.pending_messages > 0
-                        && let Err(e) = self.commit().await { break Err(e); }
+                        && let Err(e) = self.commit().await { break Err(Stopped::Sink(e)); }
                     continue;
                 }
             };
             let Some(msg) = msg else {
-                break Err(Error::State(
+                break Err(Stopped::Source(Error::State(
                     "all folder readers stopped before finishing".into(),
-                ));
+                )));
             };
             match msg {
                 ReaderMsg::Event(idx, ev) => {
                     if let Err(e) = self.handle_event(idx, ev).await {
-                        break Err(e);
+                        break Err(Stopped::Sink(e));
                     }
                     if (self.pending_messages >= self.options.commit_every_messages
                         || self.pending_bytes >= self.options.commit_every_bytes
                         || self.last_commit.elapsed() >= self.options.commit_interval)
                         && let Err(e) = self.commit().await
                     {
-                        break Err(e);
+                        break Err(Stopped::Sink(e));
                     }
                 }
                 ReaderMsg::Done(idx) => {
@@ -485,7 +496,7 @@ impl Run {
                     if let Err(ce) = self.commit().await {
                         warn!(message = "could not commit after a source failure", error = %ce);
                     }
-                    break Err(e);
+                    break Err(Stopped::Source(e));
                 }
             }
         };

@@ -1,6 +1,7 @@
 //! Requests: a type plus parameters, validated into what the engine runs.
 
 mod cloud;
+mod imap_limits;
 mod params;
 mod s3;
 mod types;
@@ -12,6 +13,7 @@ use chrono::NaiveDate;
 use sha2::{Digest, Sha256};
 
 pub use cloud::{CloudAuth, CloudCredentials, parse_credentials};
+pub use imap_limits::ImapLimits;
 pub use params::{Field, Params, Secret};
 pub use s3::S3Settings;
 pub use types::{AuthMethod, DestKind, FileFormat, ImapPreset, RequestType, SourceKind, Support};
@@ -117,6 +119,8 @@ pub struct ImapEndpoint {
     /// (`AUTHENTICATE PLAIN` with the mailbox as authorization identity); the password is
     /// then the admin's.
     pub admin: Option<String>,
+    /// Bounds of the connection (command deadline, message size, line length).
+    pub limits: ImapLimits,
 }
 
 impl ImapEndpoint {
@@ -292,7 +296,7 @@ impl Request {
         let mut h = Sha256::new();
         h.update(self.request_type.name.as_bytes());
         for (f, v) in self.params.iter() {
-            if !f.is_secret_reference() {
+            if !f.is_secret_reference() && !f.is_tuning() {
                 h.update(f.key().as_bytes());
                 h.update([0]);
                 h.update(v.as_bytes());
@@ -513,6 +517,7 @@ fn parse_source(
                         .get(Field::SourceAdminUser)
                         .filter(|a| !a.is_empty())
                         .map(str::to_string),
+                    limits: imap_limits::parse_limits(params, &imap_limits::SOURCE, errs),
                 },
                 oauth,
             }
@@ -726,6 +731,7 @@ fn parse_dest(
                     ca_file,
                     insecure,
                     admin: None,
+                    limits: imap_limits::parse_limits(params, &imap_limits::DEST, errs),
                 },
                 folder,
             }

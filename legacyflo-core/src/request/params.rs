@@ -85,6 +85,12 @@ fields! {
     /// Admin (master) user that logs in on behalf of the source user; the password fields
     /// then hold the admin's password.
     SourceAdminUser => "source_admin_user", "Source Admin User ID";
+    /// Deadline of one IMAP command at the source (seconds, or with `s`/`m`/`h`).
+    SourceCommandTimeout => "source_command_timeout", "Source Command Timeout";
+    /// The largest message read from the source IMAP server (bytes, or with `K`/`M`/`G`).
+    SourceMaxMessageSize => "source_max_message_size", "Source Max Message Size";
+    /// The longest response line accepted from the source IMAP server.
+    SourceMaxLineLength => "source_max_line_length", "Source Max Line Length";
     /// Lower date bound, `YYYY-MM-DD`, inclusive.
     Since => "since", "Since";
     /// Upper date bound, `YYYY-MM-DD`, exclusive.
@@ -115,6 +121,12 @@ fields! {
     DestCaFile => "dest_ca_file", "Destination CA File";
     /// `true` accepts any destination server certificate (testing only).
     DestInsecure => "dest_insecure", "Destination Insecure";
+    /// Deadline of one IMAP command at the destination.
+    DestCommandTimeout => "dest_command_timeout", "Destination Command Timeout";
+    /// The largest message read back from the destination IMAP server.
+    DestMaxMessageSize => "dest_max_message_size", "Destination Max Message Size";
+    /// The longest response line accepted from the destination IMAP server.
+    DestMaxLineLength => "dest_max_line_length", "Destination Max Line Length";
     /// Source credentials file: a Google service-account JSON key, or a Microsoft app
     /// registration (tenant, client id, secret or certificate) as JSON.
     SourceCredentials => "source_credentials", "Source Credentials File";
@@ -173,6 +185,19 @@ impl Field {
                 | Field::SourcePasswordFile
                 | Field::DestPasswordEnv
                 | Field::DestPasswordFile
+        )
+    }
+
+    /// Whether the field only tunes how patiently a run talks to a server (a deadline, a
+    /// line length), not what it migrates: such fields are left out of the state key, so
+    /// a re-run with another value resumes the same request.
+    pub fn is_tuning(self) -> bool {
+        matches!(
+            self,
+            Field::SourceCommandTimeout
+                | Field::SourceMaxLineLength
+                | Field::DestCommandTimeout
+                | Field::DestMaxLineLength
         )
     }
 

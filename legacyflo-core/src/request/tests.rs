@@ -215,16 +215,16 @@ fn state_key_ignores_secret_sources() {
         .unwrap_or_default();
     assert!(a.starts_with("mbox-s3-zip-"));
     assert_ne!(a, b);
+    // A deadline or line length tunes the run; the request is the same.
+    let c = check(p.clone().with(Field::SourceCommandTimeout, "30"))
+        .map(|r| r.state_key())
+        .unwrap_or_default();
+    assert_eq!(a, c);
 }
 
 #[test]
 fn tls_fields_are_checked() {
-    let base = Params::new()
-        .with(Field::Type, "IMAP-S3-ZIP")
-        .with(Field::SourceServer, "imap.example.test")
-        .with(Field::SourceUser, "u")
-        .with(Field::SourcePasswordEnv, "SRC_PW")
-        .with(Field::DestUrl, "out/x.zip");
+    let base = imap_request();
     let r = check(base.clone().with(Field::SourceTls, "starttls"));
     let Ok(r) = r else { panic!("{r:?}") };
     let SourceSpec::Imap { endpoint, .. } = &r.source else {
@@ -247,4 +247,51 @@ fn tls_fields_are_checked() {
         .err()
         .unwrap_or_default();
     assert!(e.has(Field::SourceInsecure));
+}
+
+fn imap_request() -> Params {
+    Params::new()
+        .with(Field::Type, "IMAP-S3-ZIP")
+        .with(Field::SourceServer, "imap.example.test")
+        .with(Field::SourceUser, "u")
+        .with(Field::SourcePasswordEnv, "SRC_PW")
+        .with(Field::DestUrl, "out/x.zip")
+}
+
+#[test]
+fn imap_limit_fields_are_parsed_and_checked() {
+    let base = imap_request();
+    let r = check(
+        base.clone()
+            .with(Field::SourceCommandTimeout, "10m")
+            .with(Field::SourceMaxMessageSize, "64M")
+            .with(Field::SourceMaxLineLength, "4096"),
+    );
+    let Ok(r) = r else { panic!("{r:?}") };
+    let SourceSpec::Imap { endpoint, .. } = &r.source else {
+        panic!("not imap")
+    };
+    assert_eq!(
+        endpoint.limits,
+        ImapLimits {
+            command_timeout: Some(std::time::Duration::from_secs(600)),
+            max_message_size: Some(64 << 20),
+            max_line_length: Some(4096),
+        }
+    );
+    let e = check(
+        base.with(Field::SourceCommandTimeout, "0")
+            .with(Field::SourceMaxMessageSize, "5T")
+            .with(Field::SourceMaxLineLength, "12"),
+    )
+    .err()
+    .unwrap_or_default();
+    assert!(e.has(Field::SourceCommandTimeout), "{e}");
+    assert!(e.has(Field::SourceMaxMessageSize), "{e}");
+    assert!(e.has(Field::SourceMaxLineLength), "{e}");
+    assert!(
+        e.to_string()
+            .contains("Source Max Message Size (--source-max-message-size)"),
+        "{e}"
+    );
 }

@@ -144,6 +144,9 @@ struct Dest {
 ///   buffered batch and then only records,
 ///   per mailbox, UIDVALIDITY and the next UID (everything below is committed) plus the
 ///   message count, in the [`SinkState`].
+/// - Bounds: the limits of [`ConnectOptions`] apply (per-command deadline, line length,
+///   message size); an `APPENDUID` naming more UIDs than messages were appended is a
+///   `Protocol` error, never expanded.
 /// - Duplicates: within a run, a (folder, source id) already written answers `Duplicate`.
 ///   Across crashes and aborts, `begin_folder` reads the identities (Message-ID,
 ///   RFC822.SIZE, INTERNALDATE; headers only) of the messages above the committed UID of
@@ -181,6 +184,9 @@ struct Pending {
     bytes: u64,
     message: AppendMessage,
 }
+
+/// Messages read back from one mailbox at most (the re-delivery check).
+const MAX_SCANNED: usize = 4_000_000;
 
 /// Bytes buffered before a batch is sent regardless of its count.
 const BATCH_BYTES: u64 = 4 << 20;
@@ -319,22 +325,44 @@ impl ImapSink {
             return Ok(present);
         }
         let client = self.client().await?;
+        // Each UID once, and no more of them than the mailbox said it holds.
+        let most = (info.exists as usize).min(MAX_SCANNED);
+        let mut seen = HashSet::new();
         let r = client
-            .uid_fetch(
+            .uid_fetch_each(
                 &format!("{}:*", from.max(1)),
                 "(UID RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])",
                 mailbox,
+                &mut |f| {
+                    // Only UIDs this mailbox can hold: an answer for a UID at or past
+                    // UIDNEXT (or below `from`) is not one of its messages, and trusting it
+                    // would make a message look already stored.
+                    let Some(u) = f.uid else { return };
+                    if u < from || (info.uid_next != 0 && u >= info.uid_next) {
+                        return;
+                    }
+                    if seen.len() > most || !seen.insert(u) {
+                        return;
+                    }
+                    present.add(
+                        header_message_id(f.body.as_deref().unwrap_or_default()),
+                        u64::from(f.size.unwrap_or(0)),
+                        f.internal_date.map(|d| d.timestamp()),
+                    );
+                },
             )
             .await;
-        let items = self.check(r)?;
-        for f in items {
-            if f.uid.is_some_and(|u| u >= from) {
-                present.add(
-                    header_message_id(f.body.as_deref().unwrap_or_default()),
-                    u64::from(f.size.unwrap_or(0)),
-                    f.internal_date.map(|d| d.timestamp()),
-                );
-            }
+        self.check(r)?;
+        if seen.len() > most {
+            self.client = None;
+            return Err(Error::backend(
+                "imap",
+                ErrorKind::Protocol,
+                format!(
+                    "UID FETCH in `{mailbox}` answered for more messages than the {} it holds",
+                    info.exists
+                ),
+            ));
         }
         debug!(message = "scanned destination for re-deliveries", mailbox = %mailbox, from, found = present.0.values().map(Vec::len).sum::<usize>());
         Ok(present)

@@ -1,12 +1,19 @@
 //! IMAP: a pipelined client ([`client`]), the [`ImapSource`] with provider presets
 //! ([`preset`]), and the helpers the vault sink in `legacyflo-sinks` shares.
 //!
+//! The server is not trusted: every exchange is bounded by [`ConnectOptions`] (a deadline
+//! per command, the longest line, the largest message; see [`FrameLimits`]), which a
+//! request sets with the `*_command_timeout`, `*_max_message_size` and
+//! `*_max_line_length` fields ([`apply_limits`]).
+//!
 //! TLS settings the request model does not carry yet are read from the environment by
 //! [`connect_options`]: `LEGACYFLO_SOURCE_TLS` / `LEGACYFLO_DEST_TLS`
 //! (`implicit|starttls|none`), `LEGACYFLO_SOURCE_CA_FILE` / `LEGACYFLO_DEST_CA_FILE`, and
 //! `LEGACYFLO_SOURCE_INSECURE` / `LEGACYFLO_DEST_INSECURE` (`1` accepts any certificate).
 
 pub mod client;
+mod fetch;
+mod folders;
 pub mod preset;
 mod source;
 
@@ -15,7 +22,9 @@ use std::path::PathBuf;
 use legacyflo_core::request::{ImapEndpoint, ImapTls};
 use legacyflo_core::{Error, ErrorKind, Result};
 
-pub use client::{ConnectOptions, Credentials, ImapClient, ImapError, TlsMode, TokenProvider};
+pub use client::{
+    ConnectOptions, Credentials, FrameLimits, ImapClient, ImapError, TlsMode, TokenProvider,
+};
 pub use preset::{ImapPreset, Limits};
 pub use source::{ImapSource, ImapSourceOptions, header_message_id, message_identity};
 
@@ -96,7 +105,22 @@ pub fn connect_options_with(
         .or_else(|| env("CA_FILE").map(PathBuf::from));
     opts.insecure = endpoint.insecure
         || env("INSECURE").is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
+    apply_limits(&mut opts, &endpoint.limits);
     Ok(opts)
+}
+
+/// Puts the bounds a request set ([`ImapEndpoint::limits`]) into `opts`; unset ones keep
+/// the defaults of [`ConnectOptions::new`].
+pub fn apply_limits(opts: &mut ConnectOptions, limits: &legacyflo_core::request::ImapLimits) {
+    if let Some(d) = limits.command_timeout {
+        opts.command_timeout = d;
+    }
+    if let Some(n) = limits.max_message_size {
+        opts.frame.literal.max_bytes = n;
+    }
+    if let Some(n) = limits.max_line_length {
+        opts.frame.max_line = n;
+    }
 }
 
 /// The source for `SourceSpec::Imap { preset, endpoint }`.

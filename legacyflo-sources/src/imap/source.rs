@@ -1,21 +1,20 @@
 //! [`ImapSource`]: reads an IMAP account, folder by folder, with pipelined `UID FETCH`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Days, Utc};
 use legacyflo_core::{
-    Filter, Flag, FolderInfo, FolderPath, Message, MessageStream, Position, Result, Source,
-    SourceCapabilities, SourceEvent, SourceItem,
+    Filter, FolderInfo, FolderPath, MessageStream, Position, Result, Source, SourceCapabilities,
 };
 use sha2::{Digest, Sha256};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, info, warn};
 
-use super::client::{
-    ConnectOptions, FetchItem, ImapClient, ImapError, MailboxInfo, Reply, uid_set,
-};
+use super::client::{ConnectOptions, ImapClient, MailboxInfo};
+use super::fetch::FetchState;
+use super::folders::{self, Listed};
 use super::preset::{self, ImapPreset, Limits};
 
 /// How to reach and read the account.
@@ -51,7 +50,10 @@ impl ImapSourceOptions {
 ///
 /// - Folders: `LIST "" "*"` (with RFC 6154 special use), names decoded from modified
 ///   UTF-7 and split on the server's separator; the preset drops what it does not migrate
-///   (see [`preset::keeps`]). `\Noselect` folders are listed as not selectable.
+///   (see [`preset::keeps`]). `\Noselect` folders are listed as not selectable. Every
+///   mailbox listed is read: names that read the same once decoded (`abs`, `/abs`;
+///   `x/y`, `x//y`; `Foo` and a modified UTF-7 spelling of it) are kept apart with a stable
+///   suffix and a note in the report (see the `folders` module).
 /// - Nothing new: when the server has LIST-STATUS (RFC 5819) the listing carries every
 ///   mailbox's UIDVALIDITY and UIDNEXT; a folder whose checkpoint already reaches
 ///   UIDNEXT - 1 under the same UIDVALIDITY is streamed as empty without a connection, so a
@@ -71,8 +73,15 @@ impl ImapSourceOptions {
 ///   hex (Gmail's id for the message, as its API shows it), and its X-GM-LABELS are the
 ///   message's `labels`.
 /// - Never modifies the mailbox: `EXAMINE` and `BODY.PEEK[]`.
-/// - A dropped connection fails the stream with a `Temporary` error; the engine calls
-///   [`stream`](Source::stream) again with the last position and a new connection is made.
+/// - Accounting: every listed UID ends as a message, a skipped message with its UID and
+///   reason (over [`FrameLimits`](super::client::FrameLimits)' size limit, or still listed
+///   after being asked for three times without arriving), or an expunged one (no longer
+///   listed by a fresh `UID SEARCH`); see the `fetch` module.
+/// - Bounds: the limits of [`ConnectOptions`] (line length, message size, per-command
+///   deadline) apply to every exchange; responses nobody asked for are dropped.
+/// - A dropped connection or a missed deadline fails the stream with a `Temporary` error
+///   and no retry here: the engine calls [`stream`](Source::stream) again with the last
+///   position (its retry policy is the only one) and a new connection is made.
 /// - Connections are pooled and limited to `limits.max_connections`.
 pub struct ImapSource {
     opts: ImapSourceOptions,
@@ -80,6 +89,9 @@ pub struct ImapSource {
     permits: Arc<Semaphore>,
     names: tokio::sync::Mutex<Option<HashMap<FolderPath, Listed>>>,
     budget: preset::Budget,
+    /// Messages refused for their announced size, by (mailbox, UIDVALIDITY, UID): not
+    /// asked for again after a reconnect, reported with the reason at their turn.
+    refused: Mutex<HashMap<(String, u32, u32), String>>,
 }
 
 impl std::fmt::Debug for ImapSource {
@@ -89,16 +101,6 @@ impl std::fmt::Debug for ImapSource {
             .field("preset", &self.opts.preset)
             .finish()
     }
-}
-
-/// A folder as the last `LIST` showed it.
-#[derive(Clone, Debug)]
-struct Listed {
-    /// Its name on the wire (modified UTF-7).
-    raw: String,
-    selectable: bool,
-    /// Its `STATUS` at listing time (LIST-STATUS), when the server sent it.
-    status: Option<MailboxInfo>,
 }
 
 /// The identity of a message used when UIDs cannot be trusted: 16 hex digits of SHA-256
@@ -112,7 +114,7 @@ pub fn message_identity(message_id: &str, date: Option<DateTime<Utc>>, size: u64
 
 /// The identity of a Gmail message: `gm` and its X-GM-MSGID in hex (Gmail's own stable
 /// id, the one its web interface and API show), which survives a UIDVALIDITY change.
-fn gmail_identity(msgid: u64) -> String {
+pub(super) fn gmail_identity(msgid: u64) -> String {
     format!("gm{msgid:x}")
 }
 
@@ -195,6 +197,7 @@ impl ImapSource {
             permits: Arc::new(Semaphore::new(n)),
             names: tokio::sync::Mutex::new(None),
             budget,
+            refused: Mutex::new(HashMap::new()),
         }
     }
 
@@ -219,14 +222,30 @@ impl ImapSource {
         Ok((client, permit))
     }
 
-    fn checkin(&self, client: ImapClient) {
+    /// Why the message `uid` of `mailbox` was refused, if it was.
+    pub(super) fn refusal(&self, mailbox: &str, uid_validity: u32, uid: u32) -> Option<String> {
+        let r = self.refused.lock().ok()?;
+        if r.is_empty() {
+            return None;
+        }
+        r.get(&(mailbox.to_string(), uid_validity, uid)).cloned()
+    }
+
+    /// Remembers that the message `uid` of `mailbox` is refused, and why.
+    pub(super) fn refuse(&self, mailbox: &str, uid_validity: u32, uid: u32, reason: String) {
+        if let Ok(mut r) = self.refused.lock() {
+            r.insert((mailbox.to_string(), uid_validity, uid), reason);
+        }
+    }
+
+    pub(super) fn checkin(&self, client: ImapClient) {
         if let Ok(mut p) = self.pool.lock() {
             p.push(client);
         }
     }
 
     /// Counts downloaded bytes against the daily cap; returns how long to pause.
-    fn account(&self, bytes: u64) -> Option<std::time::Duration> {
+    pub(super) fn account(&self, bytes: u64) -> Option<std::time::Duration> {
         self.budget.take(bytes)
     }
 
@@ -241,59 +260,11 @@ impl ImapSource {
             Err(e) => return Err(e.into()),
         };
         drop(permit);
-        let root: Vec<String> = match &self.opts.root {
-            Some(r) => {
-                let sep = entries.iter().find_map(|e| e.delimiter).unwrap_or('/');
-                r.split(sep)
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string)
-                    .collect()
-            }
-            None => Vec::new(),
-        };
-        let mut out = Vec::new();
-        for e in entries {
-            let full: Vec<String> = match e.delimiter {
-                Some(c) => e
-                    .name
-                    .split(c)
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string)
-                    .collect(),
-                None => vec![e.name.clone()],
-            };
-            if !preset::keeps(self.opts.preset, &e, &full) {
-                debug!(message = "folder skipped by preset", folder = %e.name);
-                continue;
-            }
-            if full.len() <= root.len() || full[..root.len()] != root[..] {
-                continue;
-            }
-            let mut segs = full[root.len()..].to_vec();
-            if preset::strips_inbox_prefix(self.opts.preset)
-                && segs.len() > 1
-                && segs[0].eq_ignore_ascii_case("INBOX")
-            {
-                segs.remove(0);
-            }
-            if segs.len() == 1 && segs[0].eq_ignore_ascii_case("INBOX") {
-                segs[0] = "INBOX".into();
-            }
-            let info = FolderInfo {
-                selectable: !e.noselect,
-                special_use: e.special_use.clone(),
-                ..FolderInfo::new(FolderPath::new(segs))
-            };
-            let listed = Listed {
-                raw: e.raw_name,
-                selectable: info.selectable,
-                status: e.status,
-            };
-            out.push((info, listed));
-        }
-        out.sort_by(|a, b| a.0.path.cmp(&b.0.path));
-        out.dedup_by(|a, b| a.0.path == b.0.path);
-        Ok(out)
+        Ok(folders::folders(
+            entries,
+            self.opts.preset,
+            self.opts.root.as_deref(),
+        ))
     }
 
     async fn listed(&self, folder: &FolderPath) -> Result<Listed> {
@@ -348,17 +319,23 @@ impl ImapSource {
         } else {
             "(UID RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])"
         };
-        let items = client.uid_fetch("1:*", items, raw).await?;
-        let mut items: Vec<FetchItem> = items.into_iter().filter(|f| f.uid.is_some()).collect();
-        items.sort_by_key(|f| f.uid);
-        Ok(items.iter().find_map(|f| {
-            let mid = header_message_id(f.body.as_deref().unwrap_or_default());
-            let id = match f.gmail_msgid {
-                Some(g) => gmail_identity(g),
-                None => message_identity(&mid, f.internal_date, u64::from(f.size.unwrap_or(0))),
-            };
-            (id == ident).then_some(f.uid.unwrap_or(0))
-        }))
+        let mut found: Option<u32> = None;
+        client
+            .uid_fetch_each("1:*", items, raw, &mut |f| {
+                let Some(uid) = f.uid else {
+                    return;
+                };
+                let mid = header_message_id(f.body.as_deref().unwrap_or_default());
+                let id = match f.gmail_msgid {
+                    Some(g) => gmail_identity(g),
+                    None => message_identity(&mid, f.internal_date, u64::from(f.size.unwrap_or(0))),
+                };
+                if id == ident && found.is_none_or(|u| uid < u) {
+                    found = Some(uid);
+                }
+            })
+            .await?;
+        Ok(found)
     }
 }
 
@@ -448,205 +425,20 @@ impl Source for ImapSource {
         } else {
             "(UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[])"
         };
-        let state = FetchState {
-            source: self,
-            client: Some(client),
-            _permit: permit,
-            batch: self.opts.limits.fetch_batch.max(1),
+        let state = FetchState::new(
+            self,
+            client,
+            permit,
             uids,
-            idx: 0,
-            next_batch: 0,
-            tags: HashMap::new(),
-            completed: HashSet::new(),
-            buffer: HashMap::new(),
             items,
-            folder: folder.clone(),
+            folder.clone(),
             raw,
-            uid_validity: info.uid_validity,
-        };
+            info.uid_validity,
+        );
         Ok(Box::pin(futures::stream::unfold(
             state,
             |mut st| async move { st.next().await.map(|ev| (ev, st)) },
         )))
-    }
-}
-
-/// The pipelined fetch of one folder. Servers may interleave the answers of pipelined
-/// commands (Dovecot runs them concurrently), so answers are buffered and yielded in the
-/// order of `uids`; a UID whose batch completed without it was expunged meanwhile.
-struct FetchState<'a> {
-    source: &'a ImapSource,
-    client: Option<ImapClient>,
-    _permit: OwnedSemaphorePermit,
-    batch: usize,
-    uids: Vec<u32>,
-    idx: usize,
-    next_batch: usize,
-    tags: HashMap<String, usize>,
-    completed: HashSet<usize>,
-    buffer: HashMap<u32, FetchItem>,
-    items: &'static str,
-    folder: FolderPath,
-    raw: String,
-    uid_validity: u32,
-}
-
-impl FetchState<'_> {
-    fn fail(&mut self, e: ImapError) -> Option<Result<SourceEvent>> {
-        self.client = None;
-        warn!(message = "IMAP stream failed", folder = %self.folder, error = %e);
-        let e = match e {
-            ImapError::No {
-                command,
-                mailbox: None,
-                code,
-                text,
-            } => ImapError::No {
-                command,
-                mailbox: Some(self.folder.to_string()),
-                code,
-                text,
-            },
-            other => other,
-        };
-        Some(Err(e.into()))
-    }
-
-    fn event(&self, uid: u32, f: FetchItem) -> (SourceEvent, u64) {
-        let body = f.body.unwrap_or_default();
-        let size = body.len() as u64;
-        let ident = match f.gmail_msgid {
-            Some(g) => gmail_identity(g),
-            None => message_identity(
-                &header_message_id(&body),
-                f.internal_date,
-                f.size.map(u64::from).unwrap_or(size),
-            ),
-        };
-        let mut flags: Vec<Flag> = f.flags.iter().filter_map(|s| Flag::from_imap(s)).collect();
-        flags.sort();
-        flags.dedup();
-        let message = Message {
-            raw: body,
-            folder: self.folder.clone(),
-            flags,
-            internal_date: f.internal_date,
-            labels: f.gmail_labels,
-            source_id: match f.gmail_msgid {
-                Some(g) => format!("{g:x}"),
-                None => format!("{}:{uid}", self.uid_validity),
-            },
-        };
-        (
-            SourceEvent::Message(SourceItem {
-                message,
-                position: format!("{}:{uid}:{ident}", self.uid_validity),
-            }),
-            size,
-        )
-    }
-
-    async fn next(&mut self) -> Option<Result<SourceEvent>> {
-        loop {
-            while let Some(&uid) = self.uids.get(self.idx) {
-                if let Some(item) = self.buffer.remove(&uid) {
-                    self.idx += 1;
-                    let (ev, size) = self.event(uid, item);
-                    if let Some(wait) = self.source.account(size) {
-                        warn!(
-                            message = "daily download cap reached; pausing",
-                            seconds = wait.as_secs()
-                        );
-                        tokio::time::sleep(wait).await;
-                    }
-                    return Some(Ok(ev));
-                }
-                if self.completed.contains(&(self.idx / self.batch)) {
-                    debug!(message = "message expunged during the run", folder = %self.folder, uid);
-                    self.idx += 1;
-                    continue;
-                }
-                break;
-            }
-            if self.idx >= self.uids.len() {
-                if let Some(c) = self.client.take() {
-                    self.source.checkin(c);
-                }
-                return None;
-            }
-            let client = self.client.as_mut()?;
-            let depth = self.source.opts.limits.pipeline_depth.max(1);
-            let nbatches = self.uids.len().div_ceil(self.batch);
-            while self.next_batch < nbatches && self.next_batch < self.idx / self.batch + depth {
-                let from = self.next_batch * self.batch;
-                let to = (from + self.batch).min(self.uids.len());
-                match client
-                    .send_uid_fetch(&uid_set(&self.uids[from..to]), self.items)
-                    .await
-                {
-                    Ok(tag) => {
-                        self.tags.insert(tag, self.next_batch);
-                        self.next_batch += 1;
-                    }
-                    Err(e) => return self.fail(e),
-                }
-            }
-            let reply = match client.next_reply("UID FETCH").await {
-                Ok(r) => r,
-                Err(e) => return self.fail(e),
-            };
-            match reply {
-                Reply::Fetch(f) => {
-                    // Without a body it is an unsolicited flag update, not our answer.
-                    if let Some(uid) = f.uid
-                        && f.body.is_some()
-                        && uid >= self.uids[self.idx]
-                    {
-                        self.buffer.insert(uid, f);
-                    }
-                }
-                Reply::Done {
-                    tag,
-                    status,
-                    code_text,
-                    text,
-                    ..
-                } => {
-                    if let Some(b) = self.tags.remove(&tag) {
-                        self.completed.insert(b);
-                    }
-                    match status {
-                        imap_proto::types::Status::Ok => {}
-                        imap_proto::types::Status::No => {
-                            return self.fail(ImapError::No {
-                                command: "UID FETCH".into(),
-                                mailbox: Some(legacyflo_core::codec::mutf7_decode(&self.raw)),
-                                code: code_text,
-                                text,
-                            });
-                        }
-                        _ => {
-                            return self.fail(ImapError::Bad {
-                                command: "UID FETCH".into(),
-                                mailbox: Some(legacyflo_core::codec::mutf7_decode(&self.raw)),
-                                text,
-                            });
-                        }
-                    }
-                }
-                Reply::Untagged(imap_proto::types::Response::Data {
-                    status: imap_proto::types::Status::Bye,
-                    information,
-                    ..
-                }) => {
-                    return self.fail(ImapError::Bye {
-                        command: format!("UID FETCH in `{}`", self.folder),
-                        text: information.map(|s| s.to_string()).unwrap_or_default(),
-                    });
-                }
-                _ => {}
-            }
-        }
     }
 }
 

@@ -8,15 +8,17 @@ use legacyflo_core::{Error, ErrorKind};
 /// An IMAP failure. Every variant names the command (and the mailbox when there is one);
 /// none carries a password or token.
 ///
-/// Mapping to [`ErrorKind`] (see [`ImapError::kind`]): dropped connections, timeouts and
-/// `BYE` are `Temporary` (the engine reconnects and resumes); `NO [AUTHENTICATIONFAILED]`
+/// Mapping to [`ErrorKind`] (see [`ImapError::kind`]): dropped connections, timeouts,
+/// missed deadlines and `BYE` are `Temporary` (the engine reconnects and resumes); `NO [AUTHENTICATIONFAILED]`
 /// and any refused login are `Unauthenticated`; a `NO` or `BAD` carrying Microsoft's
 /// `Suggested Backoff Time: N milliseconds` (Exchange Online answers either, e.g.
 /// `BAD Request is throttled. Suggested Backoff Time: 201317 milliseconds`), or a `NO
 /// [LIMIT]`/`[THROTTLED]`, is `RateLimited` with that delay; `[NONEXISTENT]`/`[TRYCREATE]` are
 /// `NotFound`; `[ALREADYEXISTS]` on SELECT/EXAMINE/STATUS (a server auto-creating the
 /// mailbox for a concurrent session) is `Temporary`; `BAD` and unparsable input are
-/// `Protocol`; certificate and configuration problems are `InvalidInput`.
+/// `Protocol`, as are broken framing bounds (a line that never ends); a large message
+/// that cannot be written to its temporary file is `Other`; certificate and configuration
+/// problems are `InvalidInput`.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ImapError {
@@ -42,6 +44,27 @@ pub enum ImapError {
         command: String,
         /// The limit.
         timeout: Duration,
+    },
+    /// A command did not complete within its deadline
+    /// ([`ConnectOptions::command_timeout`](super::ConnectOptions::command_timeout)), however
+    /// the server paced its answer.
+    #[error("{command}: not completed within its deadline of {0:?}", .deadline)]
+    Deadline {
+        /// The command in flight.
+        command: String,
+        /// The deadline.
+        deadline: Duration,
+    },
+    /// The server's bytes broke a bound of the framing (a line that never ends, a literal
+    /// size that is not a number, a malformed `SEARCH`) or a large literal could not be
+    /// held in its temporary file.
+    #[error("{command}: {source}")]
+    Frame {
+        /// The command in flight.
+        command: String,
+        /// What went wrong.
+        #[source]
+        source: super::framer::FrameError,
     },
     /// The TLS handshake failed (an untrusted or invalid certificate, a bad CA file).
     #[error("{context}: TLS: {message}")]
@@ -125,9 +148,14 @@ impl ImapError {
                 io::ErrorKind::ConnectionRefused => ErrorKind::Temporary,
                 _ => ErrorKind::Temporary,
             },
-            ImapError::Closed { .. } | ImapError::Timeout { .. } | ImapError::Bye { .. } => {
-                ErrorKind::Temporary
-            }
+            ImapError::Closed { .. }
+            | ImapError::Timeout { .. }
+            | ImapError::Deadline { .. }
+            | ImapError::Bye { .. } => ErrorKind::Temporary,
+            ImapError::Frame { source, .. } => match source {
+                super::framer::FrameError::Spill(_) => ErrorKind::Other,
+                _ => ErrorKind::Protocol,
+            },
             ImapError::Tls { .. } | ImapError::Config(_) => ErrorKind::InvalidInput,
             ImapError::Bad { text, .. } if suggested_backoff(text).is_some() => {
                 ErrorKind::RateLimited

@@ -6,33 +6,48 @@
 //! and every server `NO`/`BAD`/`BYE` becomes an [`ImapError`] naming the command and
 //! mailbox.
 //!
-//! Framing: the receive buffer is scanned for complete responses (a line, or a line ending
-//! in a `{n}` literal plus `n` bytes and the rest), so `imap_proto::parser::parse_response`
-//! only ever sees complete input and big literals are not re-parsed on every read.
+//! Layers: [`framer`] cuts the byte stream into complete responses within bounds (line
+//! length, literal sizes, memory), [`parse`] turns them into [`Reply`]s on `imap_proto`,
+//! both pure; this module sends commands and reads their answers under an idle timeout
+//! and a per-command deadline ([`ConnectOptions`]). Nothing is ever sized from a number
+//! the server sent: literals grow with the bytes that arrive (and move to a temporary file
+//! past a threshold), UID sets are expanded only as far as the command sent, and the
+//! untagged answers a command keeps are the ones it asked for; any other is dropped and
+//! counted ([`ImapClient::dropped`]).
 
 mod error;
+pub mod framer;
+pub mod parse;
 mod tls;
+mod wire;
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use base64::Engine as _;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use imap_proto::types::{
-    AttributeValue, Capability, MailboxDatum, NameAttribute, Response, ResponseCode, Status,
-    UidSetMember,
-};
+use imap_proto::types::{MailboxDatum, Response, ResponseCode, Status};
 use legacyflo_core::request::Secret;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tracing::{debug, warn};
 
 pub use error::{ImapError, suggested_backoff};
+pub use framer::{FrameError, FrameLimits, Framer, MAX_SEARCH_UIDS};
+pub use parse::{
+    Reply, expand_set, format_internal_date, parse_frame, parse_internal_date, parse_responses,
+    quote, uid_set,
+};
+
+use parse::{caps_to_strings, list_entry, mailbox_info};
+use wire::{Part, check_status, push_append_args, push_astring, starttls_prelude, tls_handshake};
+
+/// The most mailboxes one `LIST` answer may name.
+pub const MAX_LIST_ENTRIES: usize = 200_000;
 
 /// Anything the client can talk over: a TCP stream, a TLS stream, a test double.
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -131,7 +146,7 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
-/// Where and how to connect and log in.
+/// Where and how to connect and log in, and the bounds of every exchange.
 #[derive(Clone, Debug)]
 pub struct ConnectOptions {
     /// Host name or IP.
@@ -146,14 +161,32 @@ pub struct ConnectOptions {
     pub insecure: bool,
     /// The login.
     pub credentials: Credentials,
-    /// Limit for connecting and for waiting on any single response.
+    /// Idle limit: connecting, and waiting for the next bytes of an answer (or for the
+    /// server to take ours), may take at most this long. Default 60 s.
     pub timeout: Duration,
+    /// Deadline of one command, from sending it to its completion, however the server
+    /// paces its answer (a server trickling a byte every few seconds never trips the idle
+    /// limit). Connecting and logging in together get one such deadline; of pipelined
+    /// `UID FETCH`es, each gets it from the moment it is the oldest one still open. A
+    /// command past it fails with a `Temporary` error ([`ImapError::Deadline`]): the
+    /// engine reconnects and resumes after the last message received. Default
+    /// [`ConnectOptions::DEFAULT_COMMAND_TIMEOUT`] (15 minutes: a 2 GiB message at 2.4 MB/s).
+    pub command_timeout: Duration,
+    /// What is accepted from the server ([`FrameLimits`]): the longest response line
+    /// (default 1 MiB), the largest message (`literal.max_bytes`, default 2 GiB; a larger
+    /// one is dropped as it arrives and reported), and the size past which a message is
+    /// held in a temporary file rather than in memory (`literal.memory_threshold`, 32 MiB).
+    pub frame: FrameLimits,
     /// Send `ID` with the client's name after login when the server offers it.
     pub send_id: bool,
 }
 
 impl ConnectOptions {
-    /// Options with the default TLS mode for `port`, 60 s timeout, `ID` sent.
+    /// The default [`command_timeout`](Self::command_timeout): 15 minutes.
+    pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
+    /// Options with the default TLS mode for `port`, 60 s idle timeout, the default
+    /// command deadline and frame limits, `ID` sent.
     pub fn new(host: impl Into<String>, port: u16, credentials: Credentials) -> Self {
         ConnectOptions {
             host: host.into(),
@@ -163,6 +196,8 @@ impl ConnectOptions {
             insecure: false,
             credentials,
             timeout: Duration::from_secs(60),
+            command_timeout: Self::DEFAULT_COMMAND_TIMEOUT,
+            frame: FrameLimits::default(),
             send_id: true,
         }
     }
@@ -200,14 +235,16 @@ pub struct MailboxInfo {
     pub uid_next: u32,
 }
 
-/// One message of a `FETCH` answer. `body` is a zero-copy slice of the receive buffer.
+/// One message of a `FETCH` answer. `body` is a zero-copy slice of the receive buffer, or
+/// (past the memory threshold) a map of a temporary file.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FetchItem {
     /// Sequence number.
     pub seq: u32,
     /// UID.
     pub uid: Option<u32>,
-    /// `BODY[]` (or `BODY[HEADER.FIELDS …]`) data.
+    /// `BODY[]` (or `BODY[HEADER.FIELDS …]`) data; `None` when the answer had none (a flag
+    /// update) or said `NIL`.
     pub body: Option<Bytes>,
     /// Flags, as sent (`\Seen`, `$Forwarded`).
     pub flags: Vec<String>,
@@ -232,105 +269,17 @@ pub struct AppendMessage {
     pub internal_date: Option<DateTime<Utc>>,
 }
 
-/// A server response, owned.
-#[derive(Debug)]
-pub enum Reply {
-    /// A tagged completion.
-    Done {
-        /// The tag.
-        tag: String,
-        /// OK / NO / BAD.
-        status: Status,
-        /// The response code, when imap-proto knows it.
-        code: Option<ResponseCode<'static>>,
-        /// The bracketed code as text (`AUTHENTICATIONFAILED`), also for codes imap-proto
-        /// does not know.
-        code_text: Option<String>,
-        /// The human-readable text.
-        text: String,
-    },
-    /// A `+` continuation request.
-    Continue(String),
-    /// An untagged FETCH.
-    Fetch(FetchItem),
-    /// Any other untagged response.
-    Untagged(Response<'static>),
-    /// An untagged response imap-proto could not parse (kept for logging).
-    Unparsed(Bytes),
-}
-
-/// Parses an IMAP date-time (`17-Jul-1996 02:44:25 -0700`).
-pub fn parse_internal_date(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_str(s.trim(), "%d-%b-%Y %H:%M:%S %z")
-        .ok()
-        .map(|d| d.with_timezone(&Utc))
-}
-
-/// Formats an IMAP date-time in UTC.
-pub fn format_internal_date(d: &DateTime<Utc>) -> String {
-    d.format("%d-%b-%Y %H:%M:%S +0000").to_string()
-}
-
-/// A quoted string for a command argument (`"` and `\` escaped). Returns `None` when the
-/// value needs a literal (CR, LF, NUL or non-ASCII).
-pub fn quote(s: &str) -> Option<String> {
-    if s.bytes()
-        .any(|b| b == b'\r' || b == b'\n' || b == 0 || b >= 0x80)
-    {
-        return None;
-    }
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        if c == '"' || c == '\\' {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('"');
-    Some(out)
-}
-
-/// A compact UID set (`1:5,7,9:12`) of ascending `uids`.
-pub fn uid_set(uids: &[u32]) -> String {
-    let mut out = String::new();
-    let mut i = 0;
-    while i < uids.len() {
-        let start = uids[i];
-        let mut end = start;
-        while i + 1 < uids.len() && uids[i + 1] == end.wrapping_add(1) {
-            i += 1;
-            end = uids[i];
-        }
-        if !out.is_empty() {
-            out.push(',');
-        }
-        if start == end {
-            let _ = write!(out, "{start}");
-        } else {
-            let _ = write!(out, "{start}:{end}");
-        }
-        i += 1;
-    }
-    out
-}
-
-/// One part of a command: text, or a literal sent as `{n+}` (LITERAL+) or `{n}` with a
-/// wait for the continuation.
-enum Part<'a> {
-    Text(String),
-    Literal(&'a [u8]),
-}
-
 /// A logged-in (or, for tests, greeted) IMAP connection.
 pub struct ImapClient {
     io: Box<dyn Io>,
-    buf: BytesMut,
-    scan: usize,
+    framer: Framer,
     next_tag: u64,
     caps: Vec<String>,
     timeout: Duration,
+    command_timeout: Duration,
     label: String,
+    /// Untagged responses nobody asked for, dropped.
+    dropped: u64,
 }
 
 impl std::fmt::Debug for ImapClient {
@@ -341,28 +290,30 @@ impl std::fmt::Debug for ImapClient {
     }
 }
 
-const READ_CHUNK: usize = 256 * 1024;
+/// What a command does with one untagged response: `Ok(true)` when it was wanted,
+/// `Ok(false)` to drop it (counted), `Err` to give up (the connection must be dropped).
+type Keep<'h> = &'h mut (dyn FnMut(Reply) -> Result<bool, ImapError> + Send);
 
 impl ImapClient {
     /// Connects, secures the connection as `opts.tls` says, logs in, and learns the
-    /// capabilities. TCP_NODELAY is set. Errors: connection problems are `Temporary`, a
-    /// refused login `Unauthenticated`, an untrusted certificate `InvalidInput`.
+    /// capabilities, all within one [`ConnectOptions::command_timeout`]. TCP_NODELAY is
+    /// set. Errors: connection problems and deadlines are `Temporary`, a refused login
+    /// `Unauthenticated`, an untrusted certificate `InvalidInput`.
     pub async fn connect(opts: &ConnectOptions) -> Result<ImapClient, ImapError> {
         let label = format!("{}:{}", opts.host, opts.port);
         let ctx = format!("connect {label}");
-        let tcp = tokio::time::timeout(
-            opts.timeout,
-            TcpStream::connect((opts.host.as_str(), opts.port)),
-        )
-        .await
-        .map_err(|_| ImapError::Timeout {
-            command: ctx.clone(),
-            timeout: opts.timeout,
-        })?
-        .map_err(|source| ImapError::Io {
-            command: ctx.clone(),
-            source,
-        })?;
+        let deadline = Instant::now() + opts.command_timeout;
+        let limit = opts.timeout.min(opts.command_timeout);
+        let tcp = tokio::time::timeout(limit, TcpStream::connect((opts.host.as_str(), opts.port)))
+            .await
+            .map_err(|_| ImapError::Timeout {
+                command: ctx.clone(),
+                timeout: limit,
+            })?
+            .map_err(|source| ImapError::Io {
+                command: ctx.clone(),
+                source,
+            })?;
         tcp.set_nodelay(true).map_err(|source| ImapError::Io {
             command: ctx.clone(),
             source,
@@ -372,53 +323,103 @@ impl ImapClient {
             TlsMode::Implicit => Box::new(tls_handshake(tcp, opts, &label).await?),
             TlsMode::StartTls => {
                 let mut tcp = tcp;
-                starttls_prelude(&mut tcp, opts.timeout, &label).await?;
+                starttls_prelude(&mut tcp, opts, &label, deadline).await?;
                 Box::new(tls_handshake(tcp, opts, &label).await?)
             }
         };
         let mut client = ImapClient::new(io, opts.timeout, label);
+        client.command_timeout = opts.command_timeout;
+        client.framer = Framer::new(opts.frame.clone());
         if opts.tls != TlsMode::StartTls {
-            client.read_greeting().await?;
+            client.greeting_by(deadline).await?;
         }
         // A greeting with `[CAPABILITY …]` (Dovecot's, and most servers') saves the round
         // trip; after STARTTLS the capabilities must be asked again (RFC 3501 6.2.1).
         if client.caps.is_empty() {
-            client.capability().await?;
+            client.capability_by(deadline).await?;
         }
-        client.authenticate(&opts.credentials).await?;
+        client.authenticate_by(&opts.credentials, deadline).await?;
         if opts.send_id && client.has_capability("ID") {
-            // Some servers (and provider throttles) want to know who is calling; failure is harmless.
-            if let Err(e) = client
-                .simple(
-                    "ID (\"name\" \"legacyflo\" \"version\" \"0.1\")",
+            // Some servers (and provider throttles) want to know who is calling; failure is
+            // harmless, but not a deadline: the connection is then unusable.
+            let tag = client
+                .send(
+                    vec![Part::Text(
+                        "ID (\"name\" \"legacyflo\" \"version\" \"0.1\")".into(),
+                    )],
                     "ID",
-                    None,
+                    deadline,
                 )
+                .await?;
+            match client
+                .collect(&tag, "ID", None, deadline, &mut |_| Ok(true))
                 .await
             {
-                debug!(message = "ID refused", error = %e);
+                Ok(_) => {}
+                Err(e @ (ImapError::No { .. } | ImapError::Bad { .. })) => {
+                    debug!(message = "ID refused", error = %e);
+                }
+                Err(e) => return Err(e),
             }
         }
         Ok(client)
     }
 
-    /// Wraps an already connected stream (tests replay transcripts through this). Call
+    /// Wraps an already connected stream (tests replay transcripts through this), with
+    /// the default command deadline and frame limits. Call
     /// [`read_greeting`](Self::read_greeting) next.
     pub fn new(io: Box<dyn Io>, timeout: Duration, label: impl Into<String>) -> ImapClient {
         ImapClient {
             io,
-            buf: BytesMut::with_capacity(64 * 1024),
-            scan: 0,
+            framer: Framer::new(FrameLimits::default()),
             next_tag: 1,
             caps: Vec::new(),
             timeout,
+            command_timeout: ConnectOptions::DEFAULT_COMMAND_TIMEOUT,
             label: label.into(),
+            dropped: 0,
+        }
+    }
+
+    /// Sets the per-command deadline and the frame limits (for [`new`](Self::new)).
+    pub fn with_limits(mut self, command_timeout: Duration, frame: FrameLimits) -> ImapClient {
+        self.command_timeout = command_timeout;
+        self.framer = Framer::new(frame);
+        self
+    }
+
+    /// The per-command deadline ([`ConnectOptions::command_timeout`]).
+    pub fn command_timeout(&self) -> Duration {
+        self.command_timeout
+    }
+
+    /// The deadline of a command started now.
+    pub fn deadline(&self) -> Instant {
+        Instant::now() + self.command_timeout
+    }
+
+    /// Untagged responses dropped so far because no command asked for them.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// Counts a response nobody asked for (`kind` of [`reply_kind`]); the first one of a
+    /// connection is logged, the others only counted.
+    pub fn note_dropped(&mut self, what: &str, kind: &str) {
+        self.dropped += 1;
+        if self.dropped == 1 {
+            warn!(message = "dropping a response nobody asked for (further ones are only counted)", server = %self.label, command = %what, response = %kind);
         }
     }
 
     /// Reads the greeting; `BYE` is an error, capabilities in it are kept.
     pub async fn read_greeting(&mut self) -> Result<(), ImapError> {
-        match self.read_reply("greeting").await? {
+        let deadline = self.deadline();
+        self.greeting_by(deadline).await
+    }
+
+    async fn greeting_by(&mut self, deadline: Instant) -> Result<(), ImapError> {
+        match self.read_reply("greeting", deadline).await? {
             Reply::Untagged(Response::Data {
                 status,
                 code,
@@ -437,7 +438,7 @@ impl ImapClient {
             },
             other => Err(ImapError::Protocol {
                 command: "greeting".into(),
-                message: format!("unexpected greeting {other:?}"),
+                message: format!("unexpected greeting ({})", reply_kind(&other)),
             }),
         }
     }
@@ -459,16 +460,44 @@ impl ImapClient {
 
     /// Sends `CAPABILITY` and stores the answer.
     pub async fn capability(&mut self) -> Result<(), ImapError> {
-        let untagged = self.simple("CAPABILITY", "CAPABILITY", None).await?;
-        for r in untagged {
-            if let Reply::Untagged(Response::Capabilities(c)) = r {
-                self.caps = caps_to_strings(&c);
+        let deadline = self.deadline();
+        self.capability_by(deadline).await
+    }
+
+    async fn capability_by(&mut self, deadline: Instant) -> Result<(), ImapError> {
+        let tag = self
+            .send(
+                vec![Part::Text("CAPABILITY".into())],
+                "CAPABILITY",
+                deadline,
+            )
+            .await?;
+        let mut caps = None;
+        self.collect(&tag, "CAPABILITY", None, deadline, &mut |r| match r {
+            Reply::Untagged(Response::Capabilities(c)) => {
+                caps = Some(caps_to_strings(&c));
+                Ok(true)
             }
+            _ => Ok(false),
+        })
+        .await?;
+        if let Some(c) = caps {
+            self.caps = c;
         }
         Ok(())
     }
 
-    async fn authenticate(&mut self, creds: &Credentials) -> Result<(), ImapError> {
+    /// Logs in with `creds`.
+    pub async fn authenticate(&mut self, creds: &Credentials) -> Result<(), ImapError> {
+        let deadline = self.deadline();
+        self.authenticate_by(creds, deadline).await
+    }
+
+    async fn authenticate_by(
+        &mut self,
+        creds: &Credentials,
+        deadline: Instant,
+    ) -> Result<(), ImapError> {
         let what = creds.describe();
         let done = match creds {
             Credentials::Login { user, password } => {
@@ -481,8 +510,9 @@ impl ImapClient {
                 push_astring(&mut parts, user);
                 parts.push(Part::Text(" ".into()));
                 push_astring(&mut parts, password.expose());
-                let tag = self.send(parts, &what).await?;
-                self.collect(&tag, &what, None).await.map(|(d, _)| d)?
+                let tag = self.send(parts, &what, deadline).await?;
+                self.collect(&tag, &what, None, deadline, &mut capabilities_only())
+                    .await?
             }
             Credentials::Plain {
                 authzid,
@@ -495,20 +525,20 @@ impl ImapClient {
                     user,
                     password.expose()
                 );
-                self.sasl("PLAIN", &raw, &what).await?
+                self.sasl("PLAIN", &raw, &what, deadline).await?
             }
             Credentials::XOAuth2 { user, provider } => {
                 let raw =
                     |t: &Secret| format!("user={}\x01auth=Bearer {}\x01\x01", user, t.expose());
                 let token = provider.token(user).await?;
-                match self.sasl("XOAUTH2", &raw(&token), &what).await {
+                match self.sasl("XOAUTH2", &raw(&token), &what, deadline).await {
                     // A cached token the server no longer takes (expired early, revoked):
                     // drop it and try once more with a fresh one.
                     Err(ImapError::No { .. }) => {
                         debug!(server = %self.label, how = %what, "token refused: fetching a fresh one");
                         provider.refused(user, &token).await;
                         let fresh = provider.token(user).await?;
-                        self.sasl("XOAUTH2", &raw(&fresh), &what).await?
+                        self.sasl("XOAUTH2", &raw(&fresh), &what, deadline).await?
                     }
                     r => r?,
                 }
@@ -516,7 +546,7 @@ impl ImapClient {
         };
         match done {
             Some(ResponseCode::Capabilities(c)) => self.caps = caps_to_strings(&c),
-            _ => self.capability().await?,
+            _ => self.capability_by(deadline).await?,
         }
         debug!(message = "logged in", server = %self.label, how = %what);
         Ok(())
@@ -527,6 +557,7 @@ impl ImapClient {
         mech: &str,
         raw: &str,
         what: &str,
+        deadline: Instant,
     ) -> Result<Option<ResponseCode<'static>>, ImapError> {
         let b64 = base64::engine::general_purpose::STANDARD.encode(raw.as_bytes());
         let tag = self.tag();
@@ -536,18 +567,19 @@ impl ImapClient {
         } else {
             format!("{tag} AUTHENTICATE {mech}\r\n")
         };
-        self.write(line.as_bytes(), what).await?;
-        self.flush(what).await?;
+        self.write(line.as_bytes(), what, deadline).await?;
+        self.flush(what, deadline).await?;
         let mut sent = ir;
         loop {
-            match self.read_reply(what).await? {
+            match self.read_reply(what, deadline).await? {
                 Reply::Continue(_) => {
                     // First `+`: send the response; a later one is an error challenge
                     // (XOAUTH2 sends JSON) answered with an empty line.
                     let reply = if sent { String::new() } else { b64.clone() };
                     sent = true;
-                    self.write(format!("{reply}\r\n").as_bytes(), what).await?;
-                    self.flush(what).await?;
+                    self.write(format!("{reply}\r\n").as_bytes(), what, deadline)
+                        .await?;
+                    self.flush(what, deadline).await?;
                 }
                 Reply::Done {
                     tag: t,
@@ -568,29 +600,34 @@ impl ImapClient {
                         text: information.map(|s| s.to_string()).unwrap_or_default(),
                     });
                 }
-                _ => {}
+                Reply::Untagged(Response::Capabilities(_)) => {}
+                other => self.note_dropped(what, reply_kind(&other)),
             }
         }
     }
 
-    /// Sends `command` (no literals) and waits for its completion; returns the untagged
-    /// responses. `NO`/`BAD` become errors naming `what` and `mailbox`.
+    /// Sends `command` (no literals) and waits for its completion within the deadline,
+    /// dropping every untagged response. `NO`/`BAD` become errors naming `what` and
+    /// `mailbox`.
     pub async fn simple(
         &mut self,
         command: &str,
         what: &str,
         mailbox: Option<&str>,
-    ) -> Result<Vec<Reply>, ImapError> {
+    ) -> Result<(), ImapError> {
+        let deadline = self.deadline();
         let tag = self
-            .send(vec![Part::Text(command.to_string())], what)
+            .send(vec![Part::Text(command.to_string())], what, deadline)
             .await?;
-        self.collect(&tag, what, mailbox).await.map(|(_, u)| u)
+        self.collect(&tag, what, mailbox, deadline, &mut |_| Ok(false))
+            .await
+            .map(|_| ())
     }
 
     /// `LIST "" "*"`, with `RETURN (SPECIAL-USE)` when the server has SPECIAL-USE and
     /// `RETURN (STATUS (MESSAGES UIDNEXT UIDVALIDITY))` when it has LIST-STATUS (RFC 5819),
     /// so that one round trip also tells what every mailbox holds
-    /// ([`ListEntry::status`]).
+    /// ([`ListEntry::status`]). At most [`MAX_LIST_ENTRIES`] mailboxes.
     pub async fn list(&mut self) -> Result<Vec<ListEntry>, ImapError> {
         let extended = self.has_capability("LIST-EXTENDED");
         let mut ret = Vec::new();
@@ -605,20 +642,35 @@ impl ImapClient {
         } else {
             format!("LIST \"\" \"*\" RETURN ({})", ret.join(" "))
         };
-        let untagged = self.simple(&cmd, "LIST", None).await?;
+        let deadline = self.deadline();
+        let tag = self.send(vec![Part::Text(cmd)], "LIST", deadline).await?;
         let mut entries = Vec::new();
         let mut statuses = HashMap::new();
-        for r in untagged {
+        self.collect(&tag, "LIST", None, deadline, &mut |r| {
+            if entries.len() + statuses.len() >= 2 * MAX_LIST_ENTRIES {
+                return Err(ImapError::Protocol {
+                    command: "LIST".into(),
+                    message: format!("more than {MAX_LIST_ENTRIES} mailboxes"),
+                });
+            }
             match r {
                 Reply::Untagged(Response::MailboxData(MailboxDatum::Status {
                     mailbox,
                     status,
                 })) => {
                     statuses.insert(mailbox.to_string(), mailbox_info(&status));
+                    Ok(true)
                 }
-                r => entries.extend(list_entry(r)),
+                r => match list_entry(&r) {
+                    Some(e) => {
+                        entries.push(e);
+                        Ok(true)
+                    }
+                    None => Ok(false),
+                },
             }
-        }
+        })
+        .await?;
         for e in &mut entries {
             if e.noselect {
                 continue;
@@ -640,11 +692,26 @@ impl ImapClient {
 
     /// The hierarchy separator (`LIST "" ""`), if the server has one.
     pub async fn separator(&mut self) -> Result<Option<char>, ImapError> {
-        let untagged = self.simple("LIST \"\" \"\"", "LIST", None).await?;
-        Ok(untagged
-            .into_iter()
-            .filter_map(list_entry)
-            .find_map(|e| e.delimiter))
+        let deadline = self.deadline();
+        let tag = self
+            .send(vec![Part::Text("LIST \"\" \"\"".into())], "LIST", deadline)
+            .await?;
+        let mut sep = None;
+        self.collect(
+            &tag,
+            "LIST",
+            None,
+            deadline,
+            &mut |r| match list_entry(&r) {
+                Some(e) => {
+                    sep = sep.or(e.delimiter);
+                    Ok(true)
+                }
+                None => Ok(false),
+            },
+        )
+        .await?;
+        Ok(sep)
     }
 
     /// `SELECT` (or `EXAMINE` when `read_only`) of `mailbox` (modified UTF-7 name).
@@ -656,23 +723,34 @@ impl ImapClient {
         let verb = if read_only { "EXAMINE" } else { "SELECT" };
         let mut parts = vec![Part::Text(format!("{verb} "))];
         push_astring(&mut parts, mailbox);
-        let tag = self.send(parts, verb).await?;
-        let (done, untagged) = self.collect(&tag, verb, Some(mailbox)).await?;
+        let deadline = self.deadline();
+        let tag = self.send(parts, verb, deadline).await?;
         let mut info = MailboxInfo::default();
-        let _ = done;
-        for r in untagged {
-            match r {
-                Reply::Untagged(Response::MailboxData(MailboxDatum::Exists(n))) => info.exists = n,
+        self.collect(&tag, verb, Some(mailbox), deadline, &mut |r| {
+            Ok(match r {
+                Reply::Untagged(Response::MailboxData(MailboxDatum::Exists(n))) => {
+                    info.exists = n;
+                    true
+                }
                 Reply::Untagged(Response::Data {
                     code: Some(code), ..
                 }) => match code {
-                    ResponseCode::UidValidity(v) => info.uid_validity = v,
-                    ResponseCode::UidNext(n) => info.uid_next = n,
-                    _ => {}
+                    ResponseCode::UidValidity(v) => {
+                        info.uid_validity = v;
+                        true
+                    }
+                    ResponseCode::UidNext(n) => {
+                        info.uid_next = n;
+                        true
+                    }
+                    _ => true,
                 },
-                _ => {}
-            }
-        }
+                Reply::Untagged(Response::MailboxData(_))
+                | Reply::Untagged(Response::Data { .. }) => true,
+                _ => false,
+            })
+        })
+        .await?;
         Ok(info)
     }
 
@@ -681,36 +759,56 @@ impl ImapClient {
         let mut parts = vec![Part::Text("STATUS ".into())];
         push_astring(&mut parts, mailbox);
         parts.push(Part::Text(" (UIDVALIDITY UIDNEXT MESSAGES)".into()));
-        let tag = self.send(parts, "STATUS").await?;
-        let (_, untagged) = self.collect(&tag, "STATUS", Some(mailbox)).await?;
+        let deadline = self.deadline();
+        let tag = self.send(parts, "STATUS", deadline).await?;
         let mut info = MailboxInfo::default();
-        for r in untagged {
-            if let Reply::Untagged(Response::MailboxData(MailboxDatum::Status { status, .. })) = r {
+        self.collect(&tag, "STATUS", Some(mailbox), deadline, &mut |r| match r {
+            Reply::Untagged(Response::MailboxData(MailboxDatum::Status { status, .. })) => {
                 info = mailbox_info(&status);
+                Ok(true)
             }
-        }
+            _ => Ok(false),
+        })
+        .await?;
         Ok(info)
     }
 
-    /// `UID SEARCH criteria` in the selected `mailbox`; UIDs ascending.
+    /// `UID SEARCH criteria` in the selected `mailbox`; UIDs ascending, at most
+    /// [`MAX_SEARCH_UIDS`].
     pub async fn uid_search(
         &mut self,
         criteria: &str,
         mailbox: &str,
     ) -> Result<Vec<u32>, ImapError> {
-        let untagged = self
-            .simple(
-                &format!("UID SEARCH {criteria}"),
+        let deadline = self.deadline();
+        let tag = self
+            .send(
+                vec![Part::Text(format!("UID SEARCH {criteria}"))],
                 "UID SEARCH",
-                Some(mailbox),
+                deadline,
             )
             .await?;
         let mut uids = Vec::new();
-        for r in untagged {
-            if let Reply::Untagged(Response::MailboxData(MailboxDatum::Search(v))) = r {
-                uids.extend(v);
-            }
-        }
+        self.collect(
+            &tag,
+            "UID SEARCH",
+            Some(mailbox),
+            deadline,
+            &mut |r| match r {
+                Reply::Untagged(Response::MailboxData(MailboxDatum::Search(v))) => {
+                    if uids.len() + v.len() > MAX_SEARCH_UIDS {
+                        return Err(ImapError::Protocol {
+                            command: "UID SEARCH".into(),
+                            message: format!("more than {MAX_SEARCH_UIDS} UIDs"),
+                        });
+                    }
+                    uids.extend(v);
+                    Ok(true)
+                }
+                _ => Ok(false),
+            },
+        )
+        .await?;
         uids.sort_unstable();
         uids.dedup();
         Ok(uids)
@@ -719,42 +817,66 @@ impl ImapClient {
     /// Sends `UID FETCH set items` without waiting; returns the tag. Read the answers with
     /// [`next_reply`](Self::next_reply) (pipelining: several may be in flight).
     pub async fn send_uid_fetch(&mut self, set: &str, items: &str) -> Result<String, ImapError> {
+        let deadline = self.deadline();
         self.send(
             vec![Part::Text(format!("UID FETCH {set} {items}"))],
             "UID FETCH",
+            deadline,
         )
         .await
     }
 
-    /// Reads the next response (for pipelined commands). `what` names the command in errors.
-    pub async fn next_reply(&mut self, what: &str) -> Result<Reply, ImapError> {
-        self.read_reply(what).await
+    /// Reads the next response, waiting until `deadline` at most (for pipelined commands,
+    /// whose caller keeps the deadlines). `what` names the command in errors.
+    pub async fn next_reply(&mut self, what: &str, deadline: Instant) -> Result<Reply, ImapError> {
+        self.read_reply(what, deadline).await
     }
 
-    /// `UID FETCH set items` in the selected `mailbox`, all answers collected.
-    pub async fn uid_fetch(
+    /// `UID FETCH set items` in the selected `mailbox`: every FETCH answer is handed to
+    /// `each` as it arrives (nothing is collected here); other responses are dropped.
+    /// Answers for UIDs outside `set` may come (servers send flag updates): `each` checks.
+    pub async fn uid_fetch_each(
         &mut self,
         set: &str,
         items: &str,
         mailbox: &str,
-    ) -> Result<Vec<FetchItem>, ImapError> {
-        let tag = self.send_uid_fetch(set, items).await?;
-        let (_, untagged) = self.collect(&tag, "UID FETCH", Some(mailbox)).await?;
-        Ok(untagged
-            .into_iter()
-            .filter_map(|r| match r {
-                Reply::Fetch(f) => Some(f),
-                _ => None,
-            })
-            .collect())
+        each: &mut (dyn FnMut(FetchItem) + Send),
+    ) -> Result<(), ImapError> {
+        let deadline = self.deadline();
+        let tag = self
+            .send(
+                vec![Part::Text(format!("UID FETCH {set} {items}"))],
+                "UID FETCH",
+                deadline,
+            )
+            .await?;
+        self.collect(
+            &tag,
+            "UID FETCH",
+            Some(mailbox),
+            deadline,
+            &mut |r| match r {
+                Reply::Fetch(f) => {
+                    each(f);
+                    Ok(true)
+                }
+                _ => Ok(false),
+            },
+        )
+        .await
+        .map(|_| ())
     }
 
     /// `CREATE mailbox`; a mailbox that already exists is fine.
     pub async fn create(&mut self, mailbox: &str) -> Result<(), ImapError> {
         let mut parts = vec![Part::Text("CREATE ".into())];
         push_astring(&mut parts, mailbox);
-        let tag = self.send(parts, "CREATE").await?;
-        match self.collect(&tag, "CREATE", Some(mailbox)).await {
+        let deadline = self.deadline();
+        let tag = self.send(parts, "CREATE", deadline).await?;
+        match self
+            .collect(&tag, "CREATE", Some(mailbox), deadline, &mut |_| Ok(false))
+            .await
+        {
             Ok(_) => Ok(()),
             Err(ImapError::No { code, .. })
                 if code
@@ -777,8 +899,9 @@ impl ImapClient {
     /// Appends `messages` to `mailbox`: one MULTIAPPEND command when the server offers it,
     /// else pipelined `APPEND`s (with `LITERAL+` when offered; without it each literal
     /// waits for the continuation). Returns one `(uidvalidity, uid)` per message when the
-    /// server gives APPENDUID (UIDPLUS), in order. All-or-error: on `Err` some of the
-    /// messages may have been stored (an IMAP server cannot un-append).
+    /// server gives APPENDUID (UIDPLUS), in order. An APPENDUID naming more UIDs than
+    /// messages were sent is a `Protocol` error (never expanded). All-or-error: on `Err`
+    /// some of the messages may have been stored (an IMAP server cannot un-append).
     pub async fn append(
         &mut self,
         mailbox: &str,
@@ -796,12 +919,13 @@ impl ImapClient {
             for m in messages {
                 push_append_args(&mut parts, m);
             }
-            let tag = self.send_with(parts, "APPEND", plus).await?;
-            let (done, _) = self.collect(&tag, "APPEND", Some(mailbox)).await?;
+            let deadline = self.deadline();
+            let tag = self.send_with(parts, "APPEND", plus, deadline).await?;
+            let done = self
+                .collect(&tag, "APPEND", Some(mailbox), deadline, &mut |_| Ok(false))
+                .await?;
             let uids = match done {
-                Some(ResponseCode::AppendUid(v, set)) => {
-                    expand_set(&set).into_iter().map(|u| Some((v, u))).collect()
-                }
+                Some(ResponseCode::AppendUid(v, set)) => appended(v, &set, messages.len())?,
                 _ => Vec::new(),
             };
             if uids.len() == messages.len() {
@@ -816,13 +940,18 @@ impl ImapClient {
             let mut parts = vec![Part::Text("APPEND ".into())];
             push_astring(&mut parts, mailbox);
             push_append_args(&mut parts, m);
-            tags.push(self.send_with(parts, "APPEND", plus).await?);
+            let deadline = self.deadline();
+            tags.push(self.send_with(parts, "APPEND", plus, deadline).await?);
         }
         let mut first_err = None;
         for tag in tags {
-            match self.collect(&tag, "APPEND", Some(mailbox)).await {
-                Ok((Some(ResponseCode::AppendUid(v, set)), _)) => {
-                    out.push(expand_set(&set).first().map(|u| (v, *u)))
+            let deadline = self.deadline();
+            match self
+                .collect(&tag, "APPEND", Some(mailbox), deadline, &mut |_| Ok(false))
+                .await
+            {
+                Ok(Some(ResponseCode::AppendUid(v, set))) => {
+                    out.push(appended(v, &set, 1)?.first().copied().flatten())
                 }
                 Ok(_) => out.push(None),
                 Err(e) => {
@@ -847,623 +976,38 @@ impl ImapClient {
     pub async fn logout(mut self) {
         let _ = self.simple("LOGOUT", "LOGOUT", None).await;
     }
-
-    // ---- plumbing ----
-
-    fn tag(&mut self) -> String {
-        let t = format!("L{}", self.next_tag);
-        self.next_tag += 1;
-        t
-    }
-
-    async fn send(&mut self, parts: Vec<Part<'_>>, what: &str) -> Result<String, ImapError> {
-        let plus = self.has_capability("LITERAL+");
-        self.send_with(parts, what, plus).await
-    }
-
-    async fn send_with(
-        &mut self,
-        parts: Vec<Part<'_>>,
-        what: &str,
-        literal_plus: bool,
-    ) -> Result<String, ImapError> {
-        let tag = self.tag();
-        let mut line = format!("{tag} ");
-        for part in parts {
-            match part {
-                Part::Text(t) => line.push_str(&t),
-                Part::Literal(data) => {
-                    if literal_plus {
-                        let _ = write!(line, "{{{}+}}\r\n", data.len());
-                        self.write(line.as_bytes(), what).await?;
-                        line.clear();
-                        self.write(data, what).await?;
-                    } else {
-                        let _ = write!(line, "{{{}}}\r\n", data.len());
-                        self.write(line.as_bytes(), what).await?;
-                        self.flush(what).await?;
-                        line.clear();
-                        self.wait_continue(what).await?;
-                        self.write(data, what).await?;
-                    }
-                }
-            }
-        }
-        line.push_str("\r\n");
-        self.write(line.as_bytes(), what).await?;
-        self.flush(what).await?;
-        Ok(tag)
-    }
-
-    async fn wait_continue(&mut self, what: &str) -> Result<(), ImapError> {
-        loop {
-            match self.read_reply(what).await? {
-                Reply::Continue(_) => return Ok(()),
-                Reply::Done {
-                    status,
-                    code,
-                    code_text,
-                    text,
-                    ..
-                } => {
-                    check_status(status, code, code_text, text, what, None)?;
-                    return Err(ImapError::Protocol {
-                        command: what.into(),
-                        message: "command completed before its literal was sent".into(),
-                    });
-                }
-                _ => {}
-            }
-        }
-    }
-
-    /// Reads until the completion of `tag`; returns its response code and the untagged
-    /// responses seen meanwhile.
-    async fn collect(
-        &mut self,
-        tag: &str,
-        what: &str,
-        mailbox: Option<&str>,
-    ) -> Result<(Option<ResponseCode<'static>>, Vec<Reply>), ImapError> {
-        let mut untagged = Vec::new();
-        loop {
-            match self.read_reply(what).await? {
-                Reply::Done {
-                    tag: t,
-                    status,
-                    code,
-                    code_text,
-                    text,
-                } => {
-                    if t == tag {
-                        let code = check_status(status, code, code_text, text, what, mailbox)?;
-                        return Ok((code, untagged));
-                    }
-                    warn!(message = "completion for an unexpected tag", tag = %t, expected = %tag);
-                }
-                Reply::Untagged(Response::Data {
-                    status: Status::Bye,
-                    information,
-                    ..
-                }) => {
-                    if what == "LOGOUT" {
-                        continue;
-                    }
-                    return Err(ImapError::Bye {
-                        command: with_mailbox(what, mailbox),
-                        text: information.map(|s| s.to_string()).unwrap_or_default(),
-                    });
-                }
-                other => untagged.push(other),
-            }
-        }
-    }
-
-    async fn write(&mut self, data: &[u8], what: &str) -> Result<(), ImapError> {
-        match tokio::time::timeout(self.timeout, self.io.write_all(data)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(source)) => Err(ImapError::Io {
-                command: what.into(),
-                source,
-            }),
-            Err(_) => Err(ImapError::Timeout {
-                command: what.into(),
-                timeout: self.timeout,
-            }),
-        }
-    }
-
-    async fn flush(&mut self, what: &str) -> Result<(), ImapError> {
-        match tokio::time::timeout(self.timeout, self.io.flush()).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(source)) => Err(ImapError::Io {
-                command: what.into(),
-                source,
-            }),
-            Err(_) => Err(ImapError::Timeout {
-                command: what.into(),
-                timeout: self.timeout,
-            }),
-        }
-    }
-
-    /// Reads one complete response frame.
-    async fn read_frame(&mut self, what: &str) -> Result<Bytes, ImapError> {
-        loop {
-            if let Some(end) = self.frame_end() {
-                self.scan = 0;
-                return Ok(self.buf.split_to(end).freeze());
-            }
-            if self.buf.capacity() - self.buf.len() < READ_CHUNK / 4 {
-                self.buf.reserve(READ_CHUNK);
-            }
-            let n = match tokio::time::timeout(self.timeout, self.io.read_buf(&mut self.buf)).await
-            {
-                Ok(Ok(n)) => n,
-                Ok(Err(source)) => {
-                    return Err(ImapError::Io {
-                        command: what.into(),
-                        source,
-                    });
-                }
-                Err(_) => {
-                    return Err(ImapError::Timeout {
-                        command: what.into(),
-                        timeout: self.timeout,
-                    });
-                }
-            };
-            if n == 0 {
-                return Err(ImapError::Closed {
-                    command: what.into(),
-                });
-            }
-        }
-    }
-
-    /// The end of the first complete response in the buffer, continuing the scan where the
-    /// last call stopped.
-    fn frame_end(&mut self) -> Option<usize> {
-        loop {
-            let from = self.scan;
-            if from > self.buf.len() {
-                return None;
-            }
-            let nl = self.buf[from..].iter().position(|&b| b == b'\n')? + from;
-            let line = &self.buf[..nl];
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            match literal_len(line) {
-                Some(n) => {
-                    self.scan = nl + 1 + n;
-                    if self.scan > self.buf.len() {
-                        // Make room for the whole literal at once.
-                        let need = self.scan - self.buf.len();
-                        self.buf.reserve(need);
-                        return None;
-                    }
-                }
-                None => return Some(nl + 1),
-            }
-        }
-    }
-
-    async fn read_reply(&mut self, what: &str) -> Result<Reply, ImapError> {
-        let frame = self.read_frame(what).await?;
-        Ok(parse_frame(frame))
-    }
 }
 
-/// The `n` of a line ending in `{n}` or `{n+}`.
-fn literal_len(line: &[u8]) -> Option<usize> {
-    let line = line.strip_suffix(b"}")?;
-    let open = line.iter().rposition(|&b| b == b'{')?;
-    let inner = &line[open + 1..];
-    let inner = inner.strip_suffix(b"+").unwrap_or(inner);
-    if inner.is_empty() || !inner.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    std::str::from_utf8(inner).ok()?.parse().ok()
-}
-
-/// Parses one complete frame into an owned [`Reply`]; bodies are sliced from `frame`.
-pub fn parse_frame(frame: Bytes) -> Reply {
-    let parsed = imap_proto::parser::parse_response(&frame);
-    match parsed {
-        Ok((_, resp)) => match resp {
-            Response::Done {
-                tag,
-                status,
-                code,
-                information,
-            } => {
-                let text = information.map(|s| s.to_string()).unwrap_or_default();
-                let (code_text, text) = split_code(code.as_ref(), text);
-                Reply::Done {
-                    tag: tag.0,
-                    status,
-                    code: code.map(ResponseCode::into_owned),
-                    code_text,
-                    text,
-                }
-            }
-            Response::Continue { information, .. } => {
-                Reply::Continue(information.map(|s| s.to_string()).unwrap_or_default())
-            }
-            Response::Fetch(seq, attrs) => Reply::Fetch(fetch_item(&frame, seq, attrs)),
-            other => Reply::Untagged(other.into_owned()),
-        },
-        Err(_) => fallback_parse(frame),
-    }
-}
-
-fn split_code(code: Option<&ResponseCode<'_>>, text: String) -> (Option<String>, String) {
-    if let Some(c) = code {
-        let name = match c {
-            ResponseCode::TryCreate => "TRYCREATE",
-            ResponseCode::ReadOnly => "READ-ONLY",
-            ResponseCode::AppendUid(..) => "APPENDUID",
-            _ => "",
-        };
-        return ((!name.is_empty()).then(|| name.to_string()), text);
-    }
-    if let Some(rest) = text.strip_prefix('[')
-        && let Some(end) = rest.find(']')
-    {
-        let inner = &rest[..end];
-        let name = inner.split_whitespace().next().unwrap_or("").to_string();
-        return (Some(name), rest[end + 1..].trim_start().to_string());
-    }
-    (None, text)
-}
-
-/// What imap-proto cannot parse: tagged completions are recognised by hand so a strange
-/// completion never hangs a command; other lines are kept raw.
-fn fallback_parse(frame: Bytes) -> Reply {
-    let text = String::from_utf8_lossy(&frame);
-    let line = text.trim_end_matches(['\r', '\n']);
-    let mut it = line.splitn(3, ' ');
-    let tag = it.next().unwrap_or("");
-    let status = it.next().unwrap_or("").to_ascii_uppercase();
-    let rest = it.next().unwrap_or("").to_string();
-    if tag == "+" {
-        return Reply::Continue(line.get(2..).unwrap_or("").to_string());
-    }
-    if tag != "*" && !tag.is_empty() {
-        let status = match status.as_str() {
-            "OK" => Some(Status::Ok),
-            "NO" => Some(Status::No),
-            "BAD" => Some(Status::Bad),
-            _ => None,
-        };
-        if let Some(status) = status {
-            let (code_text, text) = split_code(None, rest);
-            return Reply::Done {
-                tag: tag.to_string(),
-                status,
-                code: None,
-                code_text,
-                text,
-            };
-        }
-    }
-    if tag == "*" && status == "BYE" {
-        return Reply::Untagged(Response::Data {
-            status: Status::Bye,
-            code: None,
-            information: Some(rest.into()),
-        });
-    }
-    debug!(message = "unparsed response", line = %line.chars().take(200).collect::<String>());
-    Reply::Unparsed(frame)
-}
-
-fn slice_of(frame: &Bytes, data: std::borrow::Cow<'_, [u8]>) -> Bytes {
-    match data {
-        std::borrow::Cow::Borrowed(s) => {
-            let base = frame.as_ptr() as usize;
-            let start = (s.as_ptr() as usize).wrapping_sub(base);
-            if start <= frame.len() && start + s.len() <= frame.len() {
-                frame.slice(start..start + s.len())
-            } else {
-                Bytes::copy_from_slice(s)
-            }
-        }
-        std::borrow::Cow::Owned(v) => Bytes::from(v),
-    }
-}
-
-fn fetch_item(frame: &Bytes, seq: u32, attrs: Vec<AttributeValue<'_>>) -> FetchItem {
-    let mut item = FetchItem {
-        seq,
-        ..FetchItem::default()
-    };
-    for a in attrs {
-        match a {
-            AttributeValue::Uid(u) => item.uid = Some(u),
-            AttributeValue::BodySection { data, .. } | AttributeValue::Rfc822(data) => {
-                item.body = Some(data.map(|d| slice_of(frame, d)).unwrap_or_default())
-            }
-            AttributeValue::Rfc822Header(data) => {
-                item.body = Some(data.map(|d| slice_of(frame, d)).unwrap_or_default())
-            }
-            AttributeValue::Flags(f) => item.flags = f.iter().map(|s| s.to_string()).collect(),
-            AttributeValue::InternalDate(d) => item.internal_date = parse_internal_date(&d),
-            AttributeValue::Rfc822Size(n) => item.size = Some(n),
-            AttributeValue::GmailLabels(l) => {
-                item.gmail_labels = l
-                    .iter()
-                    .map(|s| legacyflo_core::codec::mutf7_decode(s))
-                    .collect()
-            }
-            AttributeValue::GmailMsgId(id) => item.gmail_msgid = Some(id),
-            _ => {}
-        }
-    }
-    item
-}
-
-fn caps_to_strings(c: &[Capability<'_>]) -> Vec<String> {
-    c.iter()
-        .map(|c| match c {
-            Capability::Imap4rev1 => "IMAP4REV1".to_string(),
-            Capability::Auth(a) => format!("AUTH={}", a.to_ascii_uppercase()),
-            Capability::Atom(a) => a.to_ascii_uppercase(),
+/// The `(uidvalidity, uid)` of each of `count` appended messages from an APPENDUID.
+fn appended(
+    v: u32,
+    set: &[imap_proto::types::UidSetMember],
+    count: usize,
+) -> Result<Vec<Option<(u32, u32)>>, ImapError> {
+    expand_set(set, count)
+        .map(|uids| uids.into_iter().map(|u| Some((v, u))).collect())
+        .map_err(|message| ImapError::Protocol {
+            command: "APPEND".into(),
+            message: format!("APPENDUID: {message}"),
         })
-        .collect()
 }
 
-/// What a `STATUS` answer says.
-fn mailbox_info(status: &[imap_proto::types::StatusAttribute]) -> MailboxInfo {
-    let mut info = MailboxInfo::default();
-    for a in status {
-        match a {
-            imap_proto::types::StatusAttribute::UidValidity(v) => info.uid_validity = *v,
-            imap_proto::types::StatusAttribute::UidNext(v) => info.uid_next = *v,
-            imap_proto::types::StatusAttribute::Messages(v) => info.exists = *v,
-            _ => {}
-        }
-    }
-    info
+/// A login's untagged answers: `CAPABILITY` is expected, the rest is dropped.
+fn capabilities_only() -> impl FnMut(Reply) -> Result<bool, ImapError> + Send {
+    |r| Ok(matches!(r, Reply::Untagged(Response::Capabilities(_))))
 }
 
-fn list_entry(r: Reply) -> Option<ListEntry> {
-    let Reply::Untagged(Response::MailboxData(MailboxDatum::List {
-        name_attributes,
-        delimiter,
-        name,
-    })) = r
-    else {
-        return None;
-    };
-    let mut noselect = false;
-    let mut special_use = None;
-    let mut attributes = Vec::new();
-    for a in &name_attributes {
-        let s = match a {
-            NameAttribute::NoSelect => {
-                noselect = true;
-                "\\Noselect".to_string()
-            }
-            NameAttribute::NoInferiors => "\\Noinferiors".into(),
-            NameAttribute::Marked => "\\Marked".into(),
-            NameAttribute::Unmarked => "\\Unmarked".into(),
-            NameAttribute::All => "\\All".into(),
-            NameAttribute::Archive => "\\Archive".into(),
-            NameAttribute::Drafts => "\\Drafts".into(),
-            NameAttribute::Flagged => "\\Flagged".into(),
-            NameAttribute::Junk => "\\Junk".into(),
-            NameAttribute::Sent => "\\Sent".into(),
-            NameAttribute::Trash => "\\Trash".into(),
-            NameAttribute::Extension(e) => e.to_string(),
-            #[allow(unreachable_patterns)]
-            _ => continue,
-        };
-        let lower = s.to_ascii_lowercase();
-        if lower == "\\nonexistent" {
-            noselect = true;
-        }
-        if matches!(
-            lower.as_str(),
-            "\\all"
-                | "\\archive"
-                | "\\drafts"
-                | "\\flagged"
-                | "\\junk"
-                | "\\sent"
-                | "\\trash"
-                | "\\important"
-        ) {
-            special_use = Some(s.clone());
-        }
-        attributes.push(s);
-    }
-    let raw_name = name.to_string();
-    Some(ListEntry {
-        name: legacyflo_core::codec::mutf7_decode(&raw_name),
-        raw_name,
-        delimiter: delimiter.and_then(|d| d.chars().next()),
-        noselect,
-        special_use,
-        attributes,
-        status: None,
-    })
-}
-
-fn expand_set(set: &[UidSetMember]) -> Vec<u32> {
-    let mut out = Vec::new();
-    for m in set {
-        match m {
-            UidSetMember::Uid(u) => out.push(*u),
-            UidSetMember::UidRange(r) => {
-                let (a, b) = (*r.start().min(r.end()), *r.start().max(r.end()));
-                out.extend(a..=b);
-            }
-        }
-    }
-    out
-}
-
-fn with_mailbox(what: &str, mailbox: Option<&str>) -> String {
-    match mailbox {
-        Some(m) => format!("{what} `{}`", legacyflo_core::codec::mutf7_decode(m)),
-        None => what.to_string(),
-    }
-}
-
-fn check_status(
-    status: Status,
-    code: Option<ResponseCode<'static>>,
-    code_text: Option<String>,
-    text: String,
-    what: &str,
-    mailbox: Option<&str>,
-) -> Result<Option<ResponseCode<'static>>, ImapError> {
-    let mailbox = mailbox.map(legacyflo_core::codec::mutf7_decode);
-    match status {
-        Status::Ok | Status::PreAuth => Ok(code),
-        Status::No => Err(ImapError::No {
-            command: what.into(),
-            mailbox,
-            code: code_text,
-            text,
-        }),
-        Status::Bad => Err(ImapError::Bad {
-            command: what.into(),
-            mailbox,
-            text,
-        }),
-        Status::Bye => Err(ImapError::Bye {
-            command: what.into(),
-            text,
-        }),
-    }
-}
-
-fn push_astring<'a>(parts: &mut Vec<Part<'a>>, s: &'a str) {
-    match quote(s) {
-        Some(q) => parts.push(Part::Text(q)),
-        None => parts.push(Part::Literal(s.as_bytes())),
-    }
-}
-
-fn push_append_args<'a>(parts: &mut Vec<Part<'a>>, m: &'a AppendMessage) {
-    let flags: Vec<&str> = m
-        .flags
-        .iter()
-        .map(String::as_str)
-        .filter(|f| !f.eq_ignore_ascii_case("\\Recent"))
-        .collect();
-    let mut s = String::from(" ");
-    if !flags.is_empty() {
-        let _ = write!(s, "({}) ", flags.join(" "));
-    }
-    if let Some(d) = &m.internal_date {
-        let _ = write!(s, "\"{}\" ", format_internal_date(d));
-    }
-    parts.push(Part::Text(s));
-    parts.push(Part::Literal(&m.body));
-}
-
-async fn tls_handshake(
-    tcp: TcpStream,
-    opts: &ConnectOptions,
-    label: &str,
-) -> Result<tokio_rustls::client::TlsStream<TcpStream>, ImapError> {
-    let config = tls::client_config(opts.ca_file.as_deref(), opts.insecure)?;
-    let name = tls::server_name(&opts.host)?;
-    let connector = tokio_rustls::TlsConnector::from(config);
-    match tokio::time::timeout(opts.timeout, connector.connect(name, tcp)).await {
-        Ok(Ok(s)) => Ok(s),
-        Ok(Err(e)) => {
-            let is_tls = e
-                .get_ref()
-                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some());
-            if is_tls || e.kind() == std::io::ErrorKind::InvalidData {
-                Err(ImapError::Tls {
-                    context: label.into(),
-                    message: e.to_string(),
-                })
-            } else {
-                Err(ImapError::Io {
-                    command: format!("TLS handshake with {label}"),
-                    source: e,
-                })
-            }
-        }
-        Err(_) => Err(ImapError::Timeout {
-            command: format!("TLS handshake with {label}"),
-            timeout: opts.timeout,
-        }),
-    }
-}
-
-/// Reads one line byte by byte from the plain stream (nothing may be over-read before
-/// the TLS handshake).
-async fn read_line_plain(
-    tcp: &mut TcpStream,
-    what: &str,
-    timeout: Duration,
-) -> Result<String, ImapError> {
-    let mut line = Vec::new();
-    loop {
-        let mut b = [0u8; 1];
-        let n = tokio::time::timeout(timeout, tcp.read(&mut b))
-            .await
-            .map_err(|_| ImapError::Timeout {
-                command: what.into(),
-                timeout,
-            })?
-            .map_err(|source| ImapError::Io {
-                command: what.into(),
-                source,
-            })?;
-        if n == 0 {
-            return Err(ImapError::Closed {
-                command: what.into(),
-            });
-        }
-        if b[0] == b'\n' {
-            return Ok(String::from_utf8_lossy(&line).trim_end().to_string());
-        }
-        line.push(b[0]);
-        if line.len() > 64 * 1024 {
-            return Err(ImapError::Protocol {
-                command: what.into(),
-                message: "line too long before STARTTLS".into(),
-            });
-        }
-    }
-}
-
-async fn starttls_prelude(
-    tcp: &mut TcpStream,
-    timeout: Duration,
-    label: &str,
-) -> Result<(), ImapError> {
-    let what = format!("STARTTLS with {label}");
-    let greeting = read_line_plain(tcp, &what, timeout).await?;
-    if !greeting.to_ascii_uppercase().starts_with("* OK") {
-        return Err(ImapError::Protocol {
-            command: what,
-            message: format!("unexpected greeting `{greeting}`"),
-        });
-    }
-    tcp.write_all(b"S0 STARTTLS\r\n")
-        .await
-        .map_err(|source| ImapError::Io {
-            command: what.clone(),
-            source,
-        })?;
-    loop {
-        let line = read_line_plain(tcp, &what, timeout).await?;
-        if let Some(rest) = line.strip_prefix("S0 ") {
-            if rest.to_ascii_uppercase().starts_with("OK") {
-                return Ok(());
-            }
-            return Err(ImapError::Config(format!(
-                "{what}: the server refused STARTTLS: {rest}"
-            )));
-        }
+/// What kind of reply `r` is, for logs (never its data).
+pub fn reply_kind(r: &Reply) -> &'static str {
+    match r {
+        Reply::Done { .. } => "tagged completion",
+        Reply::Continue(_) => "continuation",
+        Reply::Fetch(f) if f.body.is_some() => "FETCH with a body",
+        Reply::Fetch(_) => "FETCH without a body",
+        Reply::Untagged(Response::MailboxData(_)) => "mailbox data",
+        Reply::Untagged(_) => "untagged response",
+        Reply::Oversized { .. } => "oversized literal",
+        Reply::Unparsed(_) => "unparsable response",
     }
 }
 
