@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # scripts/test.sh [cargo test args...] -- THE project test command.
 #
-# Starts the real test servers (Dovecot IMAP + moto S3, see scripts/test-infra.sh), runs
+# Starts the real test servers (Dovecot IMAP + SeaweedFS S3, see scripts/test-infra.sh), runs
 # `cargo test --workspace --locked` against them, stops them again, and exits with cargo's
 # status. Works from a fresh clone as root on Debian 12, non-interactively (CI=true, no stdin).
 # Extra arguments go to cargo test, e.g. `bash scripts/test.sh -p legacyflo-sinks -- imap`.
@@ -25,7 +25,7 @@ stop_servers() {
 # set before `up`, so that a half-started setup is cleaned up as well
 trap stop_servers EXIT
 
-section "test servers: up (Dovecot IMAP + moto S3)"
+section "test servers: up (Dovecot IMAP + SeaweedFS S3)"
 start=$SECONDS
 bash scripts/test-infra.sh up </dev/null
 echo "servers ready in $((SECONDS - start)) s"

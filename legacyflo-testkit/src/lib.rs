@@ -6,7 +6,8 @@
 //!   folders, flags and dates, idempotent re-delivery, abort, resume);
 //! - [`memory`]: an in-memory source and sink, the reference implementations;
 //! - [`corpus`]: test messages (edge cases, the sample mailbox, generated corpora);
-//! - [`servers`]: the real Dovecot and S3 servers the test command starts;
+//! - [`servers`]: the real Dovecot and S3 (SeaweedFS) servers the test command starts, and
+//!   [`sigv4`], which signs the plain HTTP requests sent to the S3 server;
 //! - [`fakeimap`]: a scripted IMAP server answering as Gmail or Microsoft 365 do;
 //! - [`faultproxy`]: a TCP proxy that cuts connections;
 //! - [`readpst`]: readpst as an external judge of written PST files;
@@ -26,3 +27,4 @@ pub mod readpst;
 pub mod s3mem;
 pub mod s3refuse;
 pub mod servers;
+pub mod sigv4;
