@@ -579,3 +579,28 @@ async fn resume_checks_the_checkpoint_against_list_parts() {
     );
     assert!(matches!(err, S3Error::NoSuchUpload { .. }), "{err:?}");
 }
+
+/// A process killed between the preflight's probe PutObject and its DeleteObject (found by
+/// the kill campaign, `scripts/chaos.sh`) leaves the probe; the next check of the same
+/// output (the resume) replaces and deletes it, so no probe stays in the bucket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_probe_left_by_a_killed_check_is_removed_by_the_next() {
+    let (_s, client) = setup("lf-probe").await;
+    // What the killed check left beside its output.
+    legacyflo_s3::put_bytes(
+        &client,
+        "lf-probe",
+        "out/.legacyflo-probe-box.zip",
+        b"legacyflo write probe\n".to_vec().into(),
+        &UploadOptions::default(),
+    )
+    .await
+    .unwrap();
+    check_bucket(&client, "lf-probe", "out/box.zip", Access::Write)
+        .await
+        .expect("writable");
+    let left = legacyflo_s3::list_keys(&client, "lf-probe", "out/")
+        .await
+        .unwrap();
+    assert!(left.is_empty(), "probes left: {left:?}");
+}
