@@ -38,8 +38,8 @@ SEAWEED_FILER_PORT=${SEAWEED_FILER_PORT:-$((S3_PORT + 3))}
 S3_ACCESS_KEY=test S3_SECRET_KEY=testtest # the identity SeaweedFS accepts (also in $DIR/env)
 # weed's graceful stop takes 15-20 s (gRPC drain); its data is wiped at the next start anyway
 WEED_GRACE=3
-APT_PACKAGES=(dovecot-imapd openssl curl pst-utils pff-tools python3-pypff isync python3 python3-venv)
-USERS=(alice bob carol@example.test big empty vault src dst oauthuser rsrc rdst) # password = name + "pw"
+APT_PACKAGES=(dovecot-imapd openssl curl unzip pst-utils pff-tools python3-pypff isync python3 python3-venv)
+USERS=(alice bob carol@example.test big empty vault src dst oauthuser rsrc rdst chaos) # password = name + "pw"
 JWT_SECRET=test-hmac-secret-0123456789abcdef
 D="$DIR/dovecot"
 TLS_CHANGED=0

@@ -5,6 +5,9 @@
 # `cargo test --workspace --locked` against them, stops them again, and exits with cargo's
 # status. Works from a fresh clone as root on Debian 12, non-interactively (CI=true, no stdin).
 # Extra arguments go to cargo test, e.g. `bash scripts/test.sh -p legacyflo-sinks -- imap`.
+# Without extra arguments the short kill campaign (`scripts/chaos.sh --short`: every sink
+# family killed with SIGKILL and resumed, then checked for lost or duplicated messages)
+# runs after the tests and fails the run on any finding.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -49,5 +52,13 @@ status=0
 cargo test --workspace --locked --no-fail-fast "$@" </dev/null || status=$?
 
 section "cargo test finished with exit status $status"
+if [ $# -eq 0 ]; then
+  section "kill campaign, short form (scripts/chaos.sh --short)"
+  start=$SECONDS
+  chaos=0
+  bash scripts/chaos.sh --short </dev/null || chaos=$?
+  echo "kill campaign finished with exit status $chaos in $((SECONDS - start)) s"
+  [ "$status" != 0 ] || status=$chaos
+fi
 disk
 exit "$status"
