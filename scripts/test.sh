@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # scripts/test.sh [cargo test args...] -- THE project test command.
 #
-# Starts the real test servers (Dovecot IMAP + moto S3, see scripts/test-infra.sh), runs
+# Starts the real test servers (Dovecot IMAP + SeaweedFS S3, see scripts/test-infra.sh), runs
 # `cargo test --workspace --locked` against them, stops them again, and exits with cargo's
 # status. Works from a fresh clone as root on Debian 12, non-interactively (CI=true, no stdin).
 # Extra arguments go to cargo test, e.g. `bash scripts/test.sh -p legacyflo-sinks -- imap`.
+# Without extra arguments the short kill campaign (`scripts/chaos.sh --short`: every sink
+# family killed with SIGKILL and resumed, then checked for lost or duplicated messages)
+# runs after the tests and fails the run on any finding.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -25,7 +28,7 @@ stop_servers() {
 # set before `up`, so that a half-started setup is cleaned up as well
 trap stop_servers EXIT
 
-section "test servers: up (Dovecot IMAP + moto S3)"
+section "test servers: up (Dovecot IMAP + SeaweedFS S3)"
 start=$SECONDS
 bash scripts/test-infra.sh up </dev/null
 echo "servers ready in $((SECONDS - start)) s"
@@ -49,5 +52,13 @@ status=0
 cargo test --workspace --locked --no-fail-fast "$@" </dev/null || status=$?
 
 section "cargo test finished with exit status $status"
+if [ $# -eq 0 ]; then
+  section "kill campaign, short form (scripts/chaos.sh --short)"
+  start=$SECONDS
+  chaos=0
+  bash scripts/chaos.sh --short </dev/null || chaos=$?
+  echo "kill campaign finished with exit status $chaos in $((SECONDS - start)) s"
+  [ "$status" != 0 ] || status=$chaos
+fi
 disk
 exit "$status"

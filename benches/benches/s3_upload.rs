@@ -1,18 +1,18 @@
-//! S3 upload throughput and memory (moto from `scripts/test-infra.sh up`; `. $TEST_INFRA_DIR/env`
-//! first):
+//! S3 upload throughput and memory (the SeaweedFS S3 server from `scripts/test-infra.sh up`;
+//! `. $TEST_INFRA_DIR/env` first):
 //!
 //! 1. peak RSS of uploading a large spool file (`LEGACYFLO_BENCH_RSS_MB`, default 5120;
 //!    a sparse file, as the uploader's memory does not depend on the bytes) with
 //!    [`legacyflo_s3::upload_file`], the path a finished PST takes, to the testkit's
 //!    [`MemS3`] in discard mode (it checks every part's CRC32C and drops the bytes, where
-//!    moto would hold about three times the object in RAM);
+//!    the test server would store the whole object on disk);
 //! 2. the same output of `LEGACYFLO_BENCH_MB` MiB (default 1024, pseudo-random bytes)
-//!    uploaded to moto by legacyflo and by `aws s3 cp` (Debian's `awscli`, required:
+//!    uploaded to the test server by legacyflo and by `aws s3 cp` (Debian's `awscli`, required:
 //!    `apt-get install awscli`), in the same run, with the ratio;
 //! 3. the streamed ZIP sink ([`S3Sink`] with a ZIP destination: messages compressed and
 //!    sent as parts while they are written, commits every 2,000 messages or 256 MiB as
 //!    the engine does): `LEGACYFLO_BENCH_STREAM_MB` MiB of messages (default 1024) to
-//!    moto, and `LEGACYFLO_BENCH_RSS_MB` MiB (default 5120) to `MemS3` in discard mode.
+//!    the test server, and `LEGACYFLO_BENCH_RSS_MB` MiB (default 5120) to `MemS3` in discard mode.
 //!    Each runs in a child process (this program again) so that its peak RSS (`VmHWM`) is
 //!    the sink's alone, not the test server's or the generator's of case 2.
 //!
@@ -20,7 +20,7 @@
 //! sink) and peak RSS, and the ratio legacyflo / aws.
 //!
 //! `LEGACYFLO_BENCH_ONLY=stream-rss` runs only the last case (the streamed ZIP to
-//! `MemS3`), `LEGACYFLO_BENCH_RUNS` times (default 1), without moto; `LEGACYFLO_BENCH_WRAP`
+//! `MemS3`), `LEGACYFLO_BENCH_RUNS` times (default 1), without the test server; `LEGACYFLO_BENCH_WRAP`
 //! (a command and its arguments, split at spaces, e.g. `heaptrack -o /tmp/h`) runs the
 //! child under it.
 
@@ -219,12 +219,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Ok(());
     }
     let server = legacyflo_testkit::servers::s3_server();
-    let moto = settings(&server.endpoint, &server.region);
+    let real = settings(&server.endpoint, &server.region);
     let discard = MemS3::start(Mode::Discard, &["lf-bench"])?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let client = rt.block_on(legacyflo_s3::client(&moto));
+    let client = rt.block_on(legacyflo_s3::client(&real));
     let dclient = rt.block_on(legacyflo_s3::client(&settings(
         &discard.endpoint,
         "us-east-1",
@@ -313,10 +313,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     });
 
-    // 3. The streamed ZIP sink: to moto at a size it holds, and 5 GiB to the discarding
+    // 3. The streamed ZIP sink: to SeaweedFS at a size its disk holds easily, and 5 GiB to the discarding
     //    server.
     let stream_mb = env_u64("LEGACYFLO_BENCH_STREAM_MB", 1024);
-    stream_case("to moto", &server.endpoint, bucket, stream_mb)?;
+    stream_case("to SeaweedFS", &server.endpoint, bucket, stream_mb)?;
     rt.block_on(async {
         for k in ["bench/stream.zip", "bench/stream.csv"] {
             let _ = client.delete_object().bucket(bucket).key(k).send().await;

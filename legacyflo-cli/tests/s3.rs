@@ -1,6 +1,7 @@
 //! `s3://` outputs, inputs and checkpoints through the command, against the real Dovecot
-//! and moto servers (`scripts/test-infra.sh up`; the tests fail when they are missing),
-//! and refusals (wrong credentials, denied PutObject) from the testkit's `RefusingS3`.
+//! and SeaweedFS servers (`scripts/test-infra.sh up`; the tests fail when they are
+//! missing), and refusals SeaweedFS is not set up to make (an unknown access key, a
+//! denied PutObject) from the testkit's `RefusingS3`.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 mod common;
@@ -425,7 +426,7 @@ fn sigkill_during_imap_to_s3_zip_then_rerun_stores_every_message_once() {
     // Incompressible bodies: the ZIP (about 20 MB) is streamed in several 8 MiB parts.
     let msgs = noisy_messages(n, 12_000);
     seed(&imap, "big", &msgs);
-    // A fresh bucket per run: moto keeps objects (the S3 checkpoint) between runs.
+    // A fresh bucket per run: the server keeps objects (the S3 checkpoint) between runs.
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -554,7 +555,7 @@ fn zip_request(dest: &str, endpoint: &str) -> Vec<String> {
 fn bucket_problems_fail_fast_naming_bucket_and_action() {
     let s3 = s3_server();
     let dir = tempfile::tempdir().unwrap();
-    // Missing bucket (real moto).
+    // Missing bucket (real SeaweedFS).
     let o = run(
         dir.path(),
         &zip_request("s3://lf-cli-no-such-bucket/x/", &s3.endpoint),
@@ -569,8 +570,29 @@ fn bucket_problems_fail_fast_naming_bucket_and_action() {
     );
     assert!(!t.contains(&s3.secret_key), "no secret in the output");
 
+    // A wrong secret (real SeaweedFS checks the signature).
+    make_bucket(&s3, "lf-cli-creds");
+    let o = bin()
+        .current_dir(dir.path())
+        .env("AWS_SECRET_ACCESS_KEY", "not-the-secret-value")
+        .args(zip_request("s3://lf-cli-creds/x/", &s3.endpoint))
+        .output()
+        .unwrap();
+    assert_no_panic(&o);
+    let t = text(&o);
+    assert!(matches!(o.status.code(), Some(1 | 2)), "{t}");
+    assert!(
+        t.contains("lf-cli-creds") && t.contains("HeadBucket") && t.contains("credentials"),
+        "{t}"
+    );
+    assert!(
+        !t.contains("not-the-secret-value"),
+        "no secret in the output: {t}"
+    );
+    assert!(keys(&s3, "lf-cli-creds").is_empty(), "nothing written");
+
     let refusing = RefusingS3::start().unwrap();
-    // Wrong credentials.
+    // An unknown access key.
     let o = bin()
         .current_dir(dir.path())
         .env("AWS_ACCESS_KEY_ID", RefusingS3::WRONG_KEY)

@@ -110,7 +110,9 @@ pub struct Output {
 /// - [`finish`](Sink::finish) commits, completes the outputs (closes archives, renames
 ///   partial files to their final names, writes content lists) and lists them. After it no
 ///   other method is called. Calling it on a sink restored from the state of a finished
-///   run returns the same outputs.
+///   run (a process killed between `finish` and the checkpoint after it) returns the same
+///   outputs; `commit` on such a sink, which the engine calls before every `finish`,
+///   changes nothing and returns that state.
 /// - After an `Err` from `commit` or `finish`, only `abort` may be called.
 /// - After each successful [`commit`](Sink::commit) and after a successful
 ///   [`finish`](Sink::finish) the engine calls [`settled`](Sink::settled): a sink that

@@ -7,7 +7,7 @@ use aws_sdk_s3::error::ProvideErrorMetadata;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::{Deserialize, Serialize};
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use crate::error::{S3Error, S3Result};
 use crate::upload::{MultipartUpload, UploadOptions};
@@ -46,7 +46,8 @@ pub struct ListedPart {
     pub etag: String,
     /// Its size.
     pub size: u64,
-    /// Its CRC32C (base64), when the store reports it (AWS does; moto does not).
+    /// Its CRC32C (base64), when the store reports it (S3 does for an upload created with
+    /// the CRC32C algorithm).
     pub crc32c: Option<String>,
 }
 
@@ -103,16 +104,15 @@ pub async fn upload_exists(
 }
 
 /// Every part of the unfinished upload `upload_id` (`ListParts`, all pages), in part
-/// order. A gone upload (aborted, completed, expired) is [`S3Error::NoSuchUpload`].
-/// `Ok(None)` when the store answers in a form the SDK cannot read (HTTP 200 with another
-/// document: moto 5 answers `ListPartsResponse` where S3 answers `ListPartsResult`); the
-/// parts are then only checked by the store at completion.
+/// order. A gone upload (aborted, completed, expired) is [`S3Error::NoSuchUpload`]; an
+/// answer that is not the `ListPartsResult` the S3 API reference documents is an error
+/// (the parts could not be checked).
 pub async fn list_parts(
     client: &Client,
     bucket: &str,
     key: &str,
     upload_id: &str,
-) -> S3Result<Option<Vec<ListedPart>>> {
+) -> S3Result<Vec<ListedPart>> {
     let mut out = Vec::new();
     let mut marker: Option<String> = None;
     loop {
@@ -132,13 +132,6 @@ pub async fn list_parts(
                     key: key.to_string(),
                     upload_id: upload_id.to_string(),
                 });
-            }
-            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 200) => {
-                warn!(
-                    message = "the store's ListParts answer cannot be read; the parts are checked at completion",
-                    bucket, key
-                );
-                return Ok(None);
             }
             Err(e) => return Err(S3Error::from_sdk(e, "ListParts", bucket, Some(key))),
         };
@@ -163,7 +156,7 @@ pub async fn list_parts(
         marker = next;
     }
     out.sort_by_key(|p| p.number);
-    Ok(Some(out))
+    Ok(out)
 }
 
 /// Checks that `listed` holds every part of `parts` unchanged (same ETag and size, and
@@ -218,15 +211,14 @@ impl MultipartUpload {
                 upload_id: upload_id.to_string(),
             });
         }
-        if let Some(listed) = list_parts(client, bucket, key, upload_id).await? {
-            verify_parts(&parts, &listed).map_err(|detail| S3Error::Other {
-                bucket: bucket.to_string(),
-                action: "ListParts",
-                detail: format!(
-                    "upload {upload_id} of s3://{bucket}/{key} does not match the checkpoint: {detail}"
-                ),
-            })?;
-        }
+        let listed = list_parts(client, bucket, key, upload_id).await?;
+        verify_parts(&parts, &listed).map_err(|detail| S3Error::Other {
+            bucket: bucket.to_string(),
+            action: "ListParts",
+            detail: format!(
+                "upload {upload_id} of s3://{bucket}/{key} does not match the checkpoint: {detail}"
+            ),
+        })?;
         let mut upload =
             MultipartUpload::with_id(client, bucket, key, upload_id.to_string(), options);
         upload.retained = true;

@@ -20,9 +20,12 @@ pub enum Access {
 /// input key) to place the probe object. Errors name the bucket and the S3 action refused:
 /// [`S3Error::NoSuchBucket`], [`S3Error::AccessDenied`], [`S3Error::BadCredentials`].
 ///
-/// For [`Access::Write`] the probe `<dir of near>/.legacyflo-probe-<pid>-<nanos>` is
+/// For [`Access::Write`] the probe `<dir of near>/.legacyflo-probe-<file name of near>` is
 /// written and deleted again; a refused delete is only logged (the output is still
-/// writable), since many backup policies allow writes but not deletes.
+/// writable), since many backup policies allow writes but not deletes. The name depends on
+/// the output only, so a probe left by a process killed between the two calls is replaced
+/// and deleted by the next check of the same output (the resume) instead of staying in the
+/// bucket.
 pub async fn check_bucket(
     client: &Client,
     bucket: &str,
@@ -48,16 +51,7 @@ pub async fn check_bucket(
             }
         }
         Access::Write => {
-            let dir = near.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos());
-            let name = format!(".legacyflo-probe-{}-{nanos}", std::process::id());
-            let probe = if dir.is_empty() {
-                name
-            } else {
-                format!("{dir}/{name}")
-            };
+            let probe = probe_key(near);
             client
                 .put_object()
                 .bucket(bucket)
@@ -80,4 +74,30 @@ pub async fn check_bucket(
     }
     debug!(message = "bucket checked", bucket, ?access);
     Ok(())
+}
+
+/// The key of the write probe for output `near`: `<dir>/.legacyflo-probe-<file name>`
+/// (`.legacyflo-probe-` alone for an empty or directory-like `near`).
+fn probe_key(near: &str) -> String {
+    let (dir, file) = near.rsplit_once('/').unwrap_or(("", near));
+    let name = format!(".legacyflo-probe-{file}");
+    if dir.is_empty() {
+        name
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::probe_key;
+
+    #[test]
+    fn the_probe_sits_beside_the_output_and_is_named_after_it() {
+        assert_eq!(probe_key("out/box.zip"), "out/.legacyflo-probe-box.zip");
+        assert_eq!(probe_key("a/b/c.pst"), "a/b/.legacyflo-probe-c.pst");
+        assert_eq!(probe_key("x.zip"), ".legacyflo-probe-x.zip");
+        assert_eq!(probe_key("dir/"), "dir/.legacyflo-probe-");
+        assert_eq!(probe_key(""), ".legacyflo-probe-");
+    }
 }

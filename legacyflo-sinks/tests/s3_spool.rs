@@ -1,5 +1,5 @@
-//! The S3 sink's spool check (PST only: a ZIP is streamed) against the real moto server (`scripts/test-infra.sh up`);
-//! these tests fail when it is missing.
+//! The S3 sink's spool check (PST only: a ZIP is streamed) against the real S3 server,
+//! SeaweedFS (`scripts/test-infra.sh up`); these tests fail when it is missing.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 use legacyflo_core::request::{FileFormat, S3Settings};

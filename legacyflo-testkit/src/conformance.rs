@@ -173,6 +173,7 @@ pub async fn run_sink_suite(h: &dyn SinkHarness) {
     sink_redelivery_is_idempotent(h).await;
     sink_abort_discards(h).await;
     sink_resumes_after_crash(h).await;
+    sink_resumes_a_finished_run(h).await;
     sink_resumes_after_failed_run(h).await;
 }
 
@@ -274,6 +275,40 @@ pub async fn sink_resumes_after_crash(h: &dyn SinkHarness) {
     );
     second.finish().await.expect("finish");
     assert_delivered("crash resume", &msgs, &h.read_back().await, None, h.caps());
+}
+
+/// A process killed after `finish` and before the engine saved the finished state: the
+/// sink restored from the last commit's state belongs to a finished run. The commit the
+/// engine makes before every `finish` must change nothing, and `finish` must list the same
+/// outputs, with every message once (a sink that refused the commit made every re-run of
+/// the request fail).
+pub async fn sink_resumes_a_finished_run(h: &dyn SinkHarness) {
+    h.reset().await;
+    let msgs = corpus::generated(8, 15);
+    let mut first = h.sink().await;
+    first.open(None).await.expect("open");
+    write_all(&mut first, &msgs).await;
+    let state = first.commit().await.expect("commit");
+    let outputs = first.finish().await.expect("finish");
+    drop(first); // killed before the finished state was saved
+    let mut second = h.sink().await;
+    second
+        .open(Some(state))
+        .await
+        .expect("[finished resume] open with the last commit's state");
+    second
+        .commit()
+        .await
+        .expect("[finished resume] the engine's commit before finish");
+    let again = second.finish().await.expect("[finished resume] finish");
+    assert_eq!(again, outputs, "[finished resume] the same outputs");
+    assert_delivered(
+        "finished resume",
+        &msgs,
+        &h.read_back().await,
+        None,
+        h.caps(),
+    );
 }
 
 /// An engine run that stops on a source error resumes with the same state: no gap, no

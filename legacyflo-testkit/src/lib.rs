@@ -6,7 +6,8 @@
 //!   folders, flags and dates, idempotent re-delivery, abort, resume);
 //! - [`memory`]: an in-memory source and sink, the reference implementations;
 //! - [`corpus`]: test messages (edge cases, the sample mailbox, generated corpora);
-//! - [`servers`]: the real Dovecot and S3 servers the test command starts;
+//! - [`servers`]: the real Dovecot and S3 (SeaweedFS) servers the test command starts, and
+//!   [`sigv4`], which signs the plain HTTP requests sent to the S3 server;
 //! - [`fakeimap`]: a scripted IMAP server answering as Gmail or Microsoft 365 do;
 //! - [`hostile_imap`]: an IMAP server that misbehaves as a compromised or buggy one would
 //!   (huge literals, endless lines, trickling, silence, omissions, garbage, colliding names);
@@ -29,3 +30,4 @@ pub mod readpst;
 pub mod s3mem;
 pub mod s3refuse;
 pub mod servers;
+pub mod sigv4;

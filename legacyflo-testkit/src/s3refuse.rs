@@ -1,6 +1,7 @@
 //! [`RefusingS3`]: a local HTTP server answering S3 requests with the refusals AWS
-//! documents (moto, the test S3 server, checks neither credentials nor policies nor
-//! checksums). The error bodies follow the S3 API reference, "Error responses":
+//! documents, on demand: the real test server (SeaweedFS) checks signatures and checksums,
+//! but cannot be made to refuse every part, deny one action on one bucket, or refuse an
+//! access key by name. The error bodies follow the S3 API reference, "Error responses":
 //! `<Error><Code>…</Code><Message>…</Message><RequestId>…</RequestId></Error>` with the
 //! documented status (HEAD answers carry no body).
 //!

@@ -1,4 +1,4 @@
-//! The real servers the test command starts: Dovecot (IMAP) and moto (S3).
+//! The real servers the test command starts: Dovecot (IMAP) and SeaweedFS (S3).
 //!
 //! `bash scripts/test.sh` runs `scripts/test-infra.sh up`, which starts both on loopback and
 //! exports `TEST_IMAP_*`, `TEST_S3_ENDPOINT` and `AWS_*`. [`imap_server`] and [`s3_server`]
@@ -9,7 +9,8 @@
 //! Besides the descriptors, this module has what tests need to prepare and poke the servers:
 //! [`seed_maildir`] / [`reset_user`] write Dovecot's Maildir directly (fast: no IMAP round
 //! trips), [`ImapClient`] is a tiny blocking IMAP line client for smoke tests, and
-//! [`S3Server::http`] sends plain HTTP requests (moto does not check signatures).
+//! [`S3Server::http`] sends plain HTTP requests, signed with SigV4 (SeaweedFS checks
+//! signatures against the identity of the env file).
 
 use std::fs::{self, File, FileTimes};
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -17,6 +18,8 @@ use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, UNIX_EPOCH};
+
+use sha2::Digest as _;
 
 const HOW_TO_START: &str = "run the tests with `bash scripts/test.sh`, which starts it";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -176,7 +179,10 @@ pub fn imap_server() -> ImapServer {
     }
 }
 
-/// The S3 test server (moto). It accepts any credentials and signature.
+/// The S3 test server: SeaweedFS's S3 gateway (see `scripts/test-infra.sh`). It checks
+/// SigV4 signatures against its one identity ([`access_key`](Self::access_key) and
+/// [`secret_key`](Self::secret_key), the `AWS_*` of the env file) and the checksums sent
+/// with uploads; bucket names must be valid DNS names (3-63 lower-case characters).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct S3Server {
     /// Endpoint URL, e.g. `http://127.0.0.1:10900` (use path-style addressing).
@@ -232,10 +238,10 @@ impl S3Server {
     }
 
     /// Sends one HTTP/1.1 request (`Connection: close`) and reads the whole response.
-    /// `path` starts with `/` (path-style: `/<bucket>/<key>`). The request carries a
-    /// SigV4-shaped `Authorization` header with [`access_key`](Self::access_key) and a dummy
-    /// signature: moto reads the key (anonymous requests get 403 on private objects) but
-    /// does not verify signatures.
+    /// `path` starts with `/` (path-style: `/<bucket>/<key>`, not URI-encoded; a query
+    /// such as `?uploads` may follow). The request is signed with SigV4 with
+    /// [`access_key`](Self::access_key) and [`secret_key`](Self::secret_key) (change
+    /// `secret_key` to see a refusal), every header field signed, the payload hashed.
     pub fn http(&self, method: &str, path: &str, body: &[u8]) -> io::Result<HttpResponse> {
         self.http_with(method, path, &[], body)
     }
@@ -250,16 +256,37 @@ impl S3Server {
         body: &[u8],
     ) -> io::Result<HttpResponse> {
         let (host, port) = self.host_port()?;
-        let extra: String = extra.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
+        let (raw_path, raw_query) = path.split_once('?').unwrap_or((path, ""));
+        let path = crate::sigv4::uri_encode(raw_path, true);
+        let query = crate::sigv4::canonical_query(raw_query);
+        let amz_date = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
+        let payload = hex::encode(sha2::Sha256::digest(body));
+        let mut headers: Vec<(String, String)> = vec![
+            ("host".into(), format!("{host}:{port}")),
+            ("x-amz-date".into(), amz_date.clone()),
+            ("x-amz-content-sha256".into(), payload.clone()),
+        ];
+        headers.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let signing = crate::sigv4::Signing {
+            access_key: &self.access_key,
+            secret_key: &self.secret_key,
+            region: &self.region,
+            amz_date: &amz_date,
+        };
+        let auth = crate::sigv4::authorization(&signing, method, &path, &query, &headers, &payload);
+        let fields: String = headers
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}\r\n"))
+            .collect();
+        let target = if query.is_empty() {
+            path
+        } else {
+            format!("{path}?{query}")
+        };
         let mut s = connect_tcp(&host, port)?;
         let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: legacyflo-testkit\r\nAccept: */*\r\n\
-             Authorization: AWS4-HMAC-SHA256 Credential={}/20240101/{}/s3/aws4_request, SignedHeaders=host, Signature={}\r\n\
-             x-amz-date: 20240101T000000Z\r\nx-amz-content-sha256: UNSIGNED-PAYLOAD\r\n\
-             {extra}Content-Length: {}\r\nConnection: close\r\n\r\n",
-            self.access_key,
-            self.region,
-            "0".repeat(64),
+            "{method} {target} HTTP/1.1\r\n{fields}User-Agent: legacyflo-testkit\r\nAccept: */*\r\n\
+             Authorization: {auth}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
             body.len()
         );
         s.write_all(head.as_bytes())?;
@@ -322,7 +349,8 @@ fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// The S3 test server from `TEST_S3_ENDPOINT`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`
-/// and `AWS_REGION` (default `us-east-1`), after checking that `GET /` gets an HTTP answer.
+/// and `AWS_REGION` (default `us-east-1`), after checking that a signed `GET /`
+/// (ListBuckets) is answered 200.
 ///
 /// # Panics
 /// When a variable is missing or the server does not answer (tests must fail, never skip).
@@ -339,7 +367,7 @@ pub fn s3_server() -> S3Server {
         .collect();
     if !missing.is_empty() {
         panic!(
-            "S3 test server (moto) not reachable at <unknown> ({} not set): {HOW_TO_START}",
+            "S3 test server (SeaweedFS) not reachable at <unknown> ({} not set): {HOW_TO_START}",
             missing.join(", ")
         );
     }
@@ -350,9 +378,16 @@ pub fn s3_server() -> S3Server {
         region: env_var("AWS_REGION").unwrap_or_else(|| "us-east-1".to_owned()),
     };
     match server.http("GET", "/", b"") {
-        Ok(_) => server,
+        Ok(r) if r.status == 200 => server,
+        Ok(r) => panic!(
+            "S3 test server (SeaweedFS) at {} refused a signed ListBuckets with HTTP {} \
+             (credentials of the env file?): {}; {HOW_TO_START}",
+            server.endpoint,
+            r.status,
+            r.text()
+        ),
         Err(e) => panic!(
-            "S3 test server (moto) not reachable at {}: {e}; {HOW_TO_START}",
+            "S3 test server (SeaweedFS) not reachable at {}: {e}; {HOW_TO_START}",
             server.endpoint
         ),
     }

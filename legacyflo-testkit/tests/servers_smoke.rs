@@ -2,7 +2,9 @@
 //! They fail (never skip) when the servers are not running.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-use legacyflo_testkit::servers::{ImapServer, imap_server, reset_user, s3_server, seed_maildir};
+use legacyflo_testkit::servers::{
+    ImapServer, S3Server, imap_server, reset_user, s3_server, seed_maildir,
+};
 
 #[test]
 fn dovecot_greets() {
@@ -160,11 +162,53 @@ fn seeded_inbox_and_inbox_child_with_user_at_domain() {
 }
 
 #[test]
-fn moto_s3_answers() {
+fn seaweedfs_s3_answers_signed_requests() {
     let s3 = s3_server();
     let r = s3.http("GET", "/", b"").unwrap();
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(r.text().contains("ListAllMyBucketsResult"), "{}", r.text());
+}
+
+/// The S3 server checks signatures: the right access key with a wrong secret, and no
+/// signature at all, are refused with 403 (a mock that accepts anything would let the
+/// product's signing go untested).
+#[test]
+fn a_wrong_secret_or_no_signature_is_refused() {
+    let s3 = s3_server();
+    let bucket = format!("legacyflo-sig-{}", std::process::id());
+    let wrong = S3Server {
+        secret_key: format!("{}-wrong", s3.secret_key),
+        ..s3.clone()
+    };
+    let r = wrong.http("GET", "/", b"").unwrap();
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(r.text().contains("SignatureDoesNotMatch"), "{}", r.text());
+    let r = wrong.http("PUT", &format!("/{bucket}"), b"").unwrap();
+    assert_eq!(r.status, 403, "{}", r.text());
+    // The refused CreateBucket created nothing.
+    let r = s3.http("GET", "/", b"").unwrap();
+    assert!(!r.text().contains(&bucket), "{}", r.text());
+    let unknown = S3Server {
+        access_key: "AKIANOSUCHKEY0000000".into(),
+        ..s3.clone()
+    };
+    let r = unknown.http("GET", "/", b"").unwrap();
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(r.text().contains("InvalidAccessKeyId"), "{}", r.text());
+    // Anonymous: no Authorization header.
+    let (host, port) = s3.host_port().unwrap();
+    let mut sock = std::net::TcpStream::connect((host.as_str(), port)).unwrap();
+    use std::io::{Read as _, Write as _};
+    write!(
+        sock,
+        "PUT /{bucket} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = String::new();
+    sock.read_to_string(&mut raw).unwrap();
+    assert!(raw.starts_with("HTTP/1.1 403"), "{raw}");
+    let r = s3.http("GET", "/", b"").unwrap();
+    assert!(!r.text().contains(&bucket), "{}", r.text());
 }
 
 #[test]

@@ -152,7 +152,9 @@ struct Dest {
 ///   RFC822.SIZE, INTERNALDATE; headers only) of the messages above the committed UID of
 ///   that mailbox (of every message when the mailbox was never committed by this request,
 ///   or when its UIDVALIDITY changed), and a re-delivered message matching one answers
-///   `Duplicate` instead of being appended again.
+///   `Duplicate` instead of being appended again. A process killed right after sending an
+///   APPEND leaves the server to complete it, maybe after that scan: so a resumed sink (or
+///   one that finds messages already there) waits 2 s once before its first scan.
 /// - `abort`: an IMAP server cannot take back an APPEND, but the sink knows the UIDs it
 ///   appended since the last commit and deletes them (`UID STORE +FLAGS.SILENT (\Deleted)`
 ///   and `UID EXPUNGE`, UIDPLUS). If that is impossible (the connection is gone, a vault
@@ -164,6 +166,8 @@ pub struct ImapSink {
     separator: Option<char>,
     state: State,
     resumed: bool,
+    /// Whether the wait for a killed predecessor's last APPEND is done (once a process).
+    waited_for_predecessor: bool,
     dests: HashMap<FolderPath, Dest>,
     seen: HashSet<(FolderPath, String)>,
     seen_uncommitted: Vec<(FolderPath, String)>,
@@ -187,6 +191,10 @@ struct Pending {
 
 /// Messages read back from one mailbox at most (the re-delivery check).
 const MAX_SCANNED: usize = 4_000_000;
+
+/// How long a resumed sink waits before its first scan of the destination, for the last
+/// APPEND of a killed predecessor, which the server may still be completing.
+const PREDECESSOR_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Bytes buffered before a batch is sent regardless of its count.
 const BATCH_BYTES: u64 = 4 << 20;
@@ -245,6 +253,7 @@ impl ImapSink {
             separator: None,
             state: State::default(),
             resumed: false,
+            waited_for_predecessor: false,
             dests: HashMap::new(),
             seen: HashSet::new(),
             seen_uncommitted: Vec::new(),
@@ -517,8 +526,23 @@ impl Sink for ImapSink {
         }
         let client = self.client().await?;
         let r = client.status(&mailbox).await;
-        let status = self.check(r)?;
+        let mut status = self.check(r)?;
         let mark = self.state.mailboxes.get(&mailbox).copied();
+        if !self.waited_for_predecessor && (self.resumed || status.exists > 0) {
+            // A process killed right after sending its last APPEND leaves the server to
+            // complete it, possibly after this scan (seen in the kill campaign: the batch
+            // was then stored twice). Before the first scan give such a command time to
+            // end, then read the mailbox again.
+            self.waited_for_predecessor = true;
+            debug!(
+                message = "waiting for a killed predecessor's last APPEND",
+                wait_ms = PREDECESSOR_WAIT.as_millis() as u64
+            );
+            tokio::time::sleep(PREDECESSOR_WAIT).await;
+            let client = self.client().await?;
+            let r = client.status(&mailbox).await;
+            status = self.check(r)?;
+        }
         let present = match mark {
             Some(m) if m.uidvalidity == status.uid_validity => {
                 if m.uidnext < status.uid_next {

@@ -30,9 +30,12 @@ pub struct MboxSink {
     root: PathBuf,
     run: Option<Run>,
     finished: Option<Vec<Output>>,
+    /// The state this sink was restored from when it belonged to a finished run: what
+    /// `commit` returns then (nothing is written any more).
+    finished_state: Option<MboxState>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct MboxState {
     version: u32,
     run: String,
@@ -41,7 +44,7 @@ struct MboxState {
     files: Vec<FileState>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct FileState {
     folder: FolderPath,
     path: String,
@@ -57,6 +60,7 @@ impl MboxSink {
             root: root.into(),
             run: None,
             finished: None,
+            finished_state: None,
         }
     }
 
@@ -109,6 +113,7 @@ impl MboxSink {
                         state.files.iter().map(|f| f.len).sum(),
                         state.messages,
                     )]);
+                self.finished_state = Some(state);
                 return Ok(());
             }
             Err(e) => {
@@ -310,6 +315,12 @@ impl MboxSink {
     }
 
     fn commit_blocking(&mut self) -> SinkResult<SinkState> {
+        if let Some(state) = &self.finished_state {
+            // Restored from a finished run: the engine's commit before `finish` changes
+            // nothing.
+            return serde_json::to_value(state)
+                .map_err(|e| SinkError::misuse(BACKEND, format!("state: {e}")));
+        }
         let root = self.root.clone();
         let run = self.run()?;
         if run.broken {
@@ -389,6 +400,7 @@ impl Sink for MboxSink {
     async fn open(&mut self, resume: Option<SinkState>) -> Result<()> {
         self.run = None;
         self.finished = None;
+        self.finished_state = None;
         let result = match resume {
             None => blocking(|| self.open_fresh()),
             Some(v) => {

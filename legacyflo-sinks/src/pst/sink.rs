@@ -48,6 +48,9 @@ pub struct PstSink {
     /// (it failed): `finish` then builds from the spool.
     live: Option<Live>,
     finished: Option<Vec<Output>>,
+    /// The state this sink was restored from when it belonged to a finished run: what
+    /// `commit` returns then (nothing is written any more).
+    finished_state: Option<PstState>,
     /// Messages the writer refused in `finish`, until the engine drains them.
     late: Vec<Settled>,
     broken: bool,
@@ -69,6 +72,7 @@ impl PstSink {
             spool: None,
             live: None,
             finished: None,
+            finished_state: None,
             late: Vec::new(),
             broken: false,
         }
@@ -117,6 +121,7 @@ impl PstSink {
                 if !spool_path.exists() && self.dest.exists() {
                     info!(message = "the PST was already finished", dest = %self.dest.display());
                     self.finished = Some(finished_outputs(&self.dest)?);
+                    self.finished_state = Some(state);
                     return Ok(());
                 }
                 let spool = Spool::resume(&spool_path, state.spool)?;
@@ -195,6 +200,12 @@ impl PstSink {
     }
 
     fn commit_blocking(&mut self) -> SinkResult<SinkState> {
+        if let Some(state) = &self.finished_state {
+            // Restored from a finished run: the engine's commit before `finish` changes
+            // nothing.
+            return serde_json::to_value(state)
+                .map_err(|e| SinkError::misuse(BACKEND, format!("state: {e}")));
+        }
         self.check_usable()?;
         let spool = self.spool()?;
         if spool.dirty() {
@@ -326,6 +337,7 @@ impl Sink for PstSink {
         }
         self.spool = None;
         self.finished = None;
+        self.finished_state = None;
         self.broken = false;
         let state = match resume {
             None => None,

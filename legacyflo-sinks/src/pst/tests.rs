@@ -82,3 +82,31 @@ async fn rejects_what_cannot_fit_and_needs_open() {
     // A second finish returns the same outputs.
     assert_eq!(sink.finish().await.unwrap(), out);
 }
+
+/// Killed after `finish` removed the spool and before the engine saved the finished state
+/// (found by the kill campaign, `scripts/chaos.sh`): the resumed sink belongs to a finished
+/// run; the commit the engine makes before `finish` changes nothing instead of failing
+/// (which made every re-run fail), and `finish` lists the same outputs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_restored_from_a_finished_run_commits_and_finishes() {
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("f.pst");
+    let mut sink = PstSink::new(&dest);
+    sink.open(None).await.unwrap();
+    for i in 0..3 {
+        let m = Message::new(
+            format!("Subject: m{i}\r\nMessage-ID: <{i}@f>\r\n\r\nbody {i}\r\n").into_bytes(),
+            FolderPath::inbox(),
+            i.to_string(),
+        );
+        sink.begin_folder(&m.folder).await.unwrap();
+        sink.write(&m).await.unwrap();
+    }
+    let state = sink.commit().await.unwrap();
+    let out = sink.finish().await.unwrap();
+    assert!(!sink.spool_path().exists() && dest.exists());
+    let mut again = PstSink::new(&dest);
+    again.open(Some(state.clone())).await.unwrap();
+    assert_eq!(again.commit().await.unwrap(), state);
+    assert_eq!(again.finish().await.unwrap(), out);
+}

@@ -34,8 +34,8 @@
 //! # Resume, on any machine
 //! `open` with a state needs nothing but the bucket: it checks that the uploads are still
 //! open (`ListMultipartUploads`) and that `ListParts` shows every recorded part unchanged
-//! (S3 checks the parts again at completion; a store whose `ListParts` answer cannot be
-//! read, as moto's, is checked at completion only), reads the tail and the central
+//! (same ETag, size and CRC32C; S3 checks the parts again at completion), reads the tail
+//! and the central
 //! directory back (checking their CRC32C), rebuilds the duplicate set from the entry
 //! comments and continues after the last recorded part: parts sent after the checkpoint
 //! are overwritten or left out of the completion. Unfinished uploads of the output keys

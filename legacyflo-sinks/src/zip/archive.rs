@@ -84,6 +84,23 @@ fn cd_log_path(dest: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// Completes a [`finish`](Archive::finish) that was interrupted after the archive's rename
+/// (`dest` exists, `<dest>.partial` does not): renames the content list from its partial
+/// file (cut back to `state`'s committed length) when that step had not happened, and
+/// removes the central-directory copy. Nothing to do when the finish had completed.
+pub(super) fn complete_finish(dest: &Path, state: &ZipState) -> SinkResult<()> {
+    let csv = content_list_path(dest);
+    if !csv.exists() && partial_path(&csv).exists() {
+        info!(message = "completing an interrupted finish: the content list", csv = %csv.display());
+        ContentList::resume(&csv, state.content_list)
+            .and_then(ContentList::finish)
+            .map_err(core_io)?;
+    }
+    let log = cd_log_path(dest);
+    remove_if_exists(&log)
+        .map_err(|e| SinkError::io(BACKEND, format!("remove {}", log.display()), e))
+}
+
 /// The outputs of a finished archive `dest`, read from the files.
 pub(super) fn finished_outputs(dest: &Path) -> SinkResult<Vec<Output>> {
     let mut f = File::open(dest)

@@ -9,7 +9,7 @@ use legacyflo_core::{FolderPath, Message, Output, Result, Sink, SinkState, Write
 use tracing::{debug, info, warn};
 
 use super::BACKEND;
-use super::archive::{Archive, STATE_VERSION, ZipState, finished_outputs};
+use super::archive::{Archive, STATE_VERSION, ZipState, complete_finish, finished_outputs};
 use super::format::Entry;
 use super::pipeline::{EntryArchive, Pipeline};
 use crate::error::{SinkError, SinkResult};
@@ -27,6 +27,9 @@ pub struct ZipSink {
     dest: PathBuf,
     archive: Option<Archive>,
     finished: Option<Vec<Output>>,
+    /// The state this sink was restored from when it belonged to a finished run: what
+    /// `commit` returns then (nothing is written any more).
+    finished_state: Option<ZipState>,
     /// Entries being compressed, appended in write order.
     pipeline: Pipeline,
 }
@@ -39,6 +42,7 @@ impl ZipSink {
             dest: dest.into(),
             archive: None,
             finished: None,
+            finished_state: None,
             pipeline: Pipeline::default(),
         }
     }
@@ -51,7 +55,11 @@ impl ZipSink {
     fn open_resume(&mut self, state: ZipState) -> SinkResult<()> {
         if !partial_path(&self.dest).exists() && self.dest.exists() {
             info!(message = "the archive was already finished", dest = %self.dest.display());
+            // A crash inside `finish` may have come between the archive's rename and the
+            // content list's.
+            complete_finish(&self.dest, &state)?;
             self.finished = Some(finished_outputs(&self.dest)?);
+            self.finished_state = Some(state);
             return Ok(());
         }
         self.archive = Some(Archive::resume(&self.dest, state)?);
@@ -73,6 +81,12 @@ impl ZipSink {
     }
 
     fn commit_blocking(&mut self) -> SinkResult<SinkState> {
+        if let Some(state) = &self.finished_state {
+            // Restored from a finished run: the engine's commit before `finish` changes
+            // nothing.
+            return serde_json::to_value(state)
+                .map_err(|e| SinkError::misuse(BACKEND, format!("state: {e}")));
+        }
         let archive = self.archive()?;
         if archive.broken {
             return Err(SinkError::misuse(
@@ -138,6 +152,7 @@ impl Sink for ZipSink {
     async fn open(&mut self, resume: Option<SinkState>) -> Result<()> {
         self.archive = None;
         self.finished = None;
+        self.finished_state = None;
         let result = match resume {
             None => blocking(|| Archive::create(&self.dest)).map(|a| {
                 self.archive = Some(a);
@@ -171,7 +186,9 @@ impl Sink for ZipSink {
     }
 
     async fn commit(&mut self) -> Result<SinkState> {
-        self.drain_all().await?;
+        if self.finished_state.is_none() {
+            self.drain_all().await?;
+        }
         Ok(blocking(|| self.commit_blocking())?)
     }
 

@@ -143,10 +143,54 @@ async fn commit_leaves_a_valid_archive_and_resume_restores_it() {
         assert_eq!(found.internal_date, m.internal_date);
     }
 
-    // A sink restored from the finished run's last state returns the same outputs.
+    // A sink restored from the finished run's last state returns the same outputs, after
+    // the commit the engine makes before every finish (which changes nothing).
     let mut finished = ZipSink::new(&dest);
-    finished.open(Some(last)).await.unwrap();
+    finished.open(Some(last.clone())).await.unwrap();
+    assert_eq!(finished.commit().await.unwrap(), last);
     assert_eq!(finished.finish().await.unwrap(), outputs);
+}
+
+/// Killed inside `finish` after the archive was renamed to its final name and before the
+/// content list was (found by the kill campaign, `scripts/chaos.sh`): the resume completes
+/// the finish instead of failing on the missing content list at every re-run.
+#[tokio::test]
+async fn a_crash_between_the_renames_of_finish_is_completed_on_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("out.zip");
+    let msgs = corpus();
+    let mut sink = ZipSink::new(&dest);
+    sink.open(None).await.unwrap();
+    write(&mut sink, &msgs).await;
+    let state = sink.commit().await.unwrap();
+    drop(sink);
+    // The first step of finish: the committed archive (a complete ZIP) renamed.
+    std::fs::rename(dir.path().join("out.zip.partial"), &dest).unwrap();
+    assert!(dir.path().join("out.csv.partial").exists());
+
+    let mut sink = ZipSink::new(&dest);
+    sink.open(Some(state.clone())).await.unwrap();
+    assert_eq!(
+        sink.commit().await.unwrap(),
+        state,
+        "the engine commits before finish"
+    );
+    let outputs = sink.finish().await.unwrap();
+    assert_eq!(outputs.len(), 2);
+    assert_eq!(outputs[0].messages, 8);
+    assert_eq!(
+        outputs[1].location,
+        dir.path().join("out.csv").display().to_string()
+    );
+    assert_eq!(outputs[1].messages, 8);
+    assert_eq!(csv_rows(&dir.path().join("out.csv")), 8);
+    assert!(!dir.path().join("out.csv.partial").exists());
+    assert!(!dir.path().join("out.zip.partial.cd").exists());
+    assert_eq!(names(&dest).len(), 8);
+    // Resuming the finished request again gives the same outputs.
+    let mut again = ZipSink::new(&dest);
+    again.open(Some(state)).await.unwrap();
+    assert_eq!(again.finish().await.unwrap(), outputs);
 }
 
 #[tokio::test]

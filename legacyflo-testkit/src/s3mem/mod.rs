@@ -1,9 +1,10 @@
-//! [`MemS3`]: a local S3 server for multipart uploads that checks what moto does not.
+//! [`MemS3`]: a local S3 server for multipart uploads that injects faults a real server
+//! cannot be made to produce on demand (the tests' real S3 server is SeaweedFS).
 //!
 //! It answers the calls the S3 sinks make, as S3 does (path-style addressing): HeadBucket,
 //! CreateBucket, PutObject, GetObject, HeadObject, DeleteObject, ListObjectsV2,
 //! CreateMultipartUpload, UploadPart, ListParts, CompleteMultipartUpload,
-//! AbortMultipartUpload and ListMultipartUploads. Unlike moto it
+//! AbortMultipartUpload and ListMultipartUploads. It
 //! - verifies the `x-amz-checksum-crc32c` of every part and object (400 `BadDigest` on a
 //!   mismatch) and counts parts sent without one ([`Stats::parts_without_crc32c`]);
 //! - checks a completion as S3 does: every listed part exists with that ETag and CRC32C,
@@ -12,7 +13,8 @@
 //! - in [`Mode::Discard`] keeps only the size and checksums of parts (objects put with
 //!   `PutObject` are kept), so uploads of any size cost no memory;
 //! - fails the n-th request of an action on demand ([`MemS3::fail`]);
-//! - counts the parts in flight at once ([`Stats::max_parts_in_flight`]).
+//! - counts the parts in flight at once ([`Stats::max_parts_in_flight`]);
+//! - holds objects whose stored checksum is wrong on demand ([`MemS3::plant`]).
 //!
 //! One thread per connection; the server stops when the value is dropped.
 
@@ -199,6 +201,25 @@ impl MemS3 {
         st.objects
             .get(&(bucket.to_string(), key.to_string()))
             .map(|o| (o.size, o.crc.clone()))
+    }
+
+    /// Stores `data` as `s3://bucket/key` with `stored_crc32c` (base64) as its stored
+    /// checksum, whatever the bytes: an object corrupted at rest, which a real server
+    /// cannot be made to hold (it verifies checksums on upload). The bucket is created.
+    pub fn plant(&self, bucket: &str, key: &str, data: &[u8], stored_crc32c: &str) {
+        let mut st = self.store.lock().unwrap();
+        st.buckets.insert(bucket.to_string());
+        let etag = format!("\"{:08x}{:08x}\"", crc32c::crc32c(data), data.len());
+        st.objects.insert(
+            (bucket.to_string(), key.to_string()),
+            Obj {
+                data: Some(data.to_vec()),
+                size: data.len() as u64,
+                crc: Some(stored_crc32c.to_string()),
+                etag,
+                meta: Vec::new(),
+            },
+        );
     }
 
     /// Keys of the unfinished multipart uploads (all buckets).
