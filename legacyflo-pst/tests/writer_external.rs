@@ -232,29 +232,7 @@ fn corpus_no_encryption_judged_by_external_readers() {
 #[test]
 fn corpus_permute_on_one_cpu_judged_by_external_readers() {
     require_tool("taskset");
-    let exe = std::env::current_exe().unwrap();
-    let out = std::process::Command::new("taskset")
-        .args(["-c", "0"])
-        .arg(&exe)
-        .args([
-            "--exact",
-            "corpus_permute_one_cpu_child",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "child failed:\n{text}");
-    assert!(
-        text.contains("1 passed"),
-        "the child test did not run:\n{text}"
-    );
+    run_ignored_child("taskset", &["-c", "0"], "corpus_permute_one_cpu_child");
 }
 
 #[test]

@@ -8,7 +8,8 @@ pub struct Msg {
     pub read: bool,
 }
 
-fn b64(data: &[u8]) -> String {
+/// Base64 with CRLF every 76 characters.
+pub fn b64(data: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut s = String::with_capacity(data.len() * 4 / 3 + data.len() / 57 * 2 + 4);
     for (i, c) in data.chunks(3).enumerate() {
