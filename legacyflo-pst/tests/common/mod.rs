@@ -129,8 +129,19 @@ pub struct Walk {
     /// Microsoft-written pstsdk__submessage.pst / ruby-msg__msgInMsg.pst (see
     /// `outlook_pst_limitation_on_reference_files`).
     pub embedded_unreadable: usize,
+    /// By-value attachments whose data is zero-length, which outlook-pst 1.2.0 cannot
+    /// open: Outlook (and the PST SDK) store a zero-length value as HNID 0, which
+    /// outlook-pst reads as PtypNull and then refuses as attachment data
+    /// (`InvalidMessageObjectData(Null)`), also on the Outlook-written
+    /// pstconv__outlook.pst (see `outlook_pst_limitation_on_zero_length_attachments`).
+    pub zero_length_unreadable: usize,
     /// messages per folder path below the IPM subtree
     pub counts: BTreeMap<String, usize>,
+}
+
+/// outlook-pst's error for attachment data it read as PtypNull (`InvalidMessageObjectData(Null)`).
+pub fn is_null_attachment_data(e: &str) -> bool {
+    e.starts_with("Invalid PidTagAttachDataObject") && e.ends_with(": Null")
 }
 
 /// Walks every folder, message, recipient and attachment with outlook-pst (Unicode files).
@@ -283,6 +294,9 @@ pub fn outlook_walk(path: &Path) -> Walk {
                         }
                         Err(e) if e.to_string().contains("Missing PidTagAttachMethod") => {
                             walk.embedded_unreadable += 1;
+                        }
+                        Err(e) if is_null_attachment_data(&e.to_string()) => {
+                            walk.zero_length_unreadable += 1;
                         }
                         Err(e) => walk
                             .errors

@@ -268,3 +268,20 @@ impl Map {
             .collect()
     }
 }
+
+impl Map {
+    /// A copy of `f` with every external data block permute-decoded in place (for
+    /// reading structures of an encoded file at their file offsets).
+    pub fn decoded(&self, f: &[u8]) -> Vec<u8> {
+        let mut d = f.to_vec();
+        if f[513] == 1 {
+            for (bid, (ib, cb)) in &self.blocks {
+                if bid & 2 == 0 {
+                    let (ib, cb) = (*ib as usize, *cb as usize);
+                    legacyflo_pst::ndb::crypt::decode(&mut d[ib..ib + cb]);
+                }
+            }
+        }
+        d
+    }
+}
