@@ -37,19 +37,6 @@ fn fail(what: &str, e: impl std::fmt::Display) -> ! {
     std::process::exit(1)
 }
 
-/// Process CPU time (user + system) from /proc/self/stat, in clock ticks of 10 ms.
-fn cpu_time() -> Duration {
-    let s = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let rest = s.rsplit_once(')').map(|r| r.1).unwrap_or("");
-    let f: Vec<u64> = rest
-        .split_whitespace()
-        .map(|x| x.parse().unwrap_or(0))
-        .collect();
-    // Fields 14 and 15 of stat(5); `rest` starts at field 3.
-    let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
-    Duration::from_millis(ticks * 10)
-}
-
 fn vm_hwm_kb() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -234,12 +221,12 @@ fn line(name: &str, c: &Case, n: u64, bytes: u64, raw: Option<&Case>) {
 }
 
 fn timed(f: impl FnOnce()) -> Case {
-    let (t, c, o) = (Instant::now(), cpu_time(), off_cpu());
+    let (t, c, o) = (Instant::now(), legacyflo_benches::cpu_time(), off_cpu());
     f();
     let o2 = off_cpu();
     Case {
         wall: t.elapsed(),
-        cpu: cpu_time().saturating_sub(c),
+        cpu: legacyflo_benches::cpu_time().saturating_sub(c),
         off: [o2[0] - o[0], o2[1] - o[1], o2[2] - o[2]],
     }
 }

@@ -23,6 +23,20 @@ pub enum Error {
     /// The PST structure is inconsistent.
     #[error("corrupt PST: {0}")]
     Corrupt(String),
+    /// A page, block or the header failed an integrity check: its CRC, signature, id,
+    /// size or structure does not match what refers to it. Names what was damaged, its id
+    /// and file offset, and the check that failed (e.g. the stored and computed CRCs).
+    #[error("damaged PST {what} {id:#x} at offset {offset:#x}: {problem}")]
+    Damaged {
+        /// What failed: `block`, `XBLOCK`, `subnode block`, `node B-tree page`, `header`, …
+        what: &'static str,
+        /// Its block or page id (0 for the header).
+        id: u64,
+        /// Its offset in the file.
+        offset: u64,
+        /// The check that failed.
+        problem: String,
+    },
     /// A caller-supplied value is not acceptable.
     #[error("invalid argument: {0}")]
     Invalid(String),

@@ -23,5 +23,5 @@ pub mod writer;
 pub use error::{Error, Result};
 pub use messaging::message::MessageMeta;
 pub use ndb::Encoding;
-pub use reader::{PstFolder, PstMessage, PstReader};
+pub use reader::{PstFolder, PstMessage, PstReader, ReadOptions};
 pub use writer::{AddOutcome, FolderId, PstWriter, VolumeSummary, WriterOptions, volume_path};

@@ -1,6 +1,8 @@
 //! Format primitives checked against files Outlook wrote.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use legacyflo_pst::ndb::{crc, crypt};
 
 const SAMPLE: &str = concat!(
@@ -137,20 +139,7 @@ fn utf16_into_fills_small_buffers_without_splitting_characters() {
 #[test]
 fn crc_is_the_reflected_table_crc_with_initial_zero() {
     // Bitwise reference of [MS-PST] §5.3: reflected 0xEDB88320, initial 0, no final xor.
-    fn reference(data: &[u8]) -> u32 {
-        let mut c = 0u32;
-        for &b in data {
-            c ^= u32::from(b);
-            for _ in 0..8 {
-                c = if c & 1 != 0 {
-                    (c >> 1) ^ 0xEDB8_8320
-                } else {
-                    c >> 1
-                };
-            }
-        }
-        c
-    }
+    let reference = common::ndb_map::crc;
     let data: Vec<u8> = (0..70_000u32).map(|i| (i * 31 + i / 7) as u8).collect();
     for n in [0, 1, 3, 15, 16, 17, 496, 516, 8176, 70_000] {
         assert_eq!(crc::crc(&data[..n]), reference(&data[..n]), "{n}");

@@ -8,7 +8,9 @@ use crate::error::Result;
 pub type Prop<'a> = (u16, Value<'a>);
 
 /// Stores the bytes of a variable-size value in the heap or, when large, in a subnode.
-/// Empty values get HNID 0: a zero-size heap item would read as a freed slot.
+/// Empty values get HNID 0, as Outlook writes them (e.g. a zero-length attachment's
+/// PidTagAttachDataBinary) and the PST SDK reads them; a zero-size heap item would be a
+/// freed slot (Outlook counts exactly those in cFree and may reuse them).
 pub fn store_var(ctx: &mut NodeCtx<'_>, heap: &mut Heap, bytes: &[u8]) -> Result<u32> {
     if bytes.is_empty() {
         Ok(0)

@@ -407,6 +407,11 @@ pub fn write_message_node(
     if has_attach {
         flags |= 0x10;
     }
+    // Empty bodies are left out (a reader sees no body): libpff 20180714 fails on an
+    // empty PidTagHtml ("missing value data"). Other zero-length values are stored as
+    // Outlook stores them, HNID 0 (see `ltp::pc::store_var`).
+    let text = mail.text.as_ref().filter(|t| !t.is_empty());
+    let html = mail.html.as_ref().filter(|h| !h.0.is_empty());
     let subject = mail.subject.as_deref().map(encoded_subject);
     let (prefix, normalized) = mail
         .subject
@@ -432,12 +437,9 @@ pub fn write_message_node(
         (0x0E1F, Value::Bool(false)),
         (0x3007, Value::Time(delivery)),
         (0x3008, Value::Time(delivery)),
-        (
-            0x3FDE,
-            Value::I32(mail.html.as_ref().map_or(65001, |h| h.1)),
-        ),
+        (0x3FDE, Value::I32(html.map_or(65001, |h| h.1))),
         (0x3FFD, Value::I32(65001)),
-        (0x1016, Value::I32(if mail.html.is_some() { 3 } else { 1 })),
+        (0x1016, Value::I32(if html.is_some() { 3 } else { 1 })),
     ]);
     // PidTagSearchKey: derived from the start of the header block, the Message-ID and
     // the NID (cheap; it only has to be unique).
@@ -491,10 +493,10 @@ pub fn write_message_node(
     str_prop(&mut props, 0x1035, mail.message_id.as_deref());
     str_prop(&mut props, 0x1042, mail.in_reply_to.as_deref());
     str_prop(&mut props, 0x1039, mail.references.as_deref());
-    if let Some(t) = &mail.text {
+    if let Some(t) = text {
         props.push((0x1000, Value::Str(Cow::Borrowed(t.as_ref()))));
     }
-    if let Some(h) = &mail.html {
+    if let Some(h) = html {
         props.push((0x1013, Value::Bin(Cow::Borrowed(h.0.as_ref()))));
     }
     // PidTagMessageSize: the sum of the sizes of the message's properties (itself

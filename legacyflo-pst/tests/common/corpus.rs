@@ -8,7 +8,8 @@ pub struct Msg {
     pub read: bool,
 }
 
-fn b64(data: &[u8]) -> String {
+/// Base64 with CRLF every 76 characters.
+pub fn b64(data: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut s = String::with_capacity(data.len() * 4 / 3 + data.len() / 57 * 2 + 4);
     for (i, c) in data.chunks(3).enumerate() {
@@ -54,7 +55,7 @@ fn f(p: &[&str]) -> Vec<String> {
 
 /// The corpus: plain, HTML, alternative, attachments (binary, inline with Content-ID),
 /// embedded message/rfc822, non-ASCII subjects and folders, several charsets, one
-/// attachment over 5 MB, malformed MIME.
+/// attachment over 5 MB, malformed MIME, zero-length parts and empty strings.
 pub fn corpus() -> Vec<Msg> {
     let mut v = Vec::new();
     let mut id = 0;
@@ -266,5 +267,58 @@ pub fn corpus() -> Vec<Msg> {
         false,
         &mut v,
     );
+    // 14 zero-length values (seen in real mail): an empty text part, an empty HTML part,
+    // and empty application/octet-stream parts with a Content-ID, base64 or not, one
+    // with a file name. Stored the way Outlook stores zero-length values (HNID 0).
+    id += 1;
+    add(
+        f(&["Inbox"]),
+        format!(
+            "{}Content-Type: multipart/mixed; boundary=\"ZERO\"\r\n\r\n--ZERO\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\r\n--ZERO\r\nContent-Type: application/octet-stream\r\nContent-ID: <empty1@example.com>\r\nContent-Transfer-Encoding: base64\r\n\r\n\r\n--ZERO\r\nContent-Type: application/octet-stream\r\nContent-ID: <empty2@example.com>\r\n\r\n\r\n--ZERO\r\nContent-Type: application/octet-stream; name=\"empty.bin\"\r\nContent-Disposition: attachment; filename=\"empty.bin\"\r\nContent-ID: <empty3@example.com>\r\nContent-Transfer-Encoding: base64\r\n\r\n\r\n--ZERO\r\nContent-Type: text/html; charset=utf-8\r\n\r\n\r\n--ZERO--\r\n",
+            head(
+                "Zero-length parts",
+                "",
+                "Sun, 14 Jan 2024 10:00:00 +0000",
+                id
+            )
+        ),
+        true,
+        &mut v,
+    );
+    // 15 an HTML-only message whose HTML is empty.
+    id += 1;
+    add(
+        f(&["Inbox"]),
+        format!(
+            "{}Content-Type: text/html; charset=utf-8\r\n\r\n",
+            head("Empty HTML", "", "Sun, 14 Jan 2024 11:00:00 +0000", id)
+        ),
+        true,
+        &mut v,
+    );
+    // 16 empty strings: an empty subject, a sender without a display name, no
+    // recipients, no body at all.
+    add(
+        f(&["Inbox"]),
+        "From: \"\" <empty@example.com>\r\nTo: undisclosed-recipients:;\r\nSubject: \r\n\
+         Date: Mon, 15 Jan 2024 10:00:00 +0000\r\nMessage-ID: <empty@example.com>\r\n\r\n"
+            .to_string(),
+        false,
+        &mut v,
+    );
     v
+}
+
+/// Attachments of `raw` (as mail-parser sees them, embedded messages excluded) that hold
+/// no bytes.
+pub fn zero_length_attachments(raw: &[u8]) -> usize {
+    mail_parser::MessageParser::default()
+        .parse(raw)
+        .map(|m| {
+            m.attachments()
+                .filter(|a| !matches!(a.body, mail_parser::PartType::Message(_)))
+                .filter(|a| a.contents().is_empty())
+                .count()
+        })
+        .unwrap_or(0)
 }

@@ -10,7 +10,56 @@ use legacyflo_pst::{MessageMeta, PstWriter, VolumeSummary, WriterOptions};
 
 #[allow(clippy::module_inception)]
 pub mod corpus;
+pub mod ndb_map;
 pub use corpus::Msg;
+
+/// Every message of a PST held in memory, by node id: its rebuilt bytes, or the reader's
+/// error; `Err` when the file is refused or its folders cannot be listed.
+pub type Read = BTreeMap<u32, Result<Vec<u8>, String>>;
+
+/// Reads every message of every folder of `bytes` with [`legacyflo_pst::PstReader`].
+pub fn read_every_message(bytes: Vec<u8>) -> Result<Read, String> {
+    let r = legacyflo_pst::PstReader::from_bytes(bytes).map_err(|e| e.to_string())?;
+    let mut out = Read::new();
+    for f in r.all_folders().map_err(|e| e.to_string())? {
+        for nid in r.message_ids(&f).map_err(|e| e.to_string())? {
+            out.insert(
+                nid,
+                r.message(nid).map(|m| m.raw).map_err(|e| e.to_string()),
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// Runs the ignored test `test` of this test binary in a child process started by
+/// `program args… <this binary> <test args>` (e.g. `taskset -c 0`, or `sh -c` with a
+/// resource limit), and fails unless it ran and passed.
+pub fn run_ignored_child(program: &str, args: &[&str], test: &str) {
+    let exe = std::env::current_exe().unwrap();
+    let out = Command::new(program)
+        .args(args)
+        .arg(&exe)
+        .args([
+            "--exact",
+            test,
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "child failed:\n{text}");
+    assert!(
+        text.contains("1 passed"),
+        "the child test did not run:\n{text}"
+    );
+}
 
 /// Fails the test when an external tool is missing.
 pub fn require_tool(cmd: &str) {
@@ -80,8 +129,19 @@ pub struct Walk {
     /// Microsoft-written pstsdk__submessage.pst / ruby-msg__msgInMsg.pst (see
     /// `outlook_pst_limitation_on_reference_files`).
     pub embedded_unreadable: usize,
+    /// By-value attachments whose data is zero-length, which outlook-pst 1.2.0 cannot
+    /// open: Outlook (and the PST SDK) store a zero-length value as HNID 0, which
+    /// outlook-pst reads as PtypNull and then refuses as attachment data
+    /// (`InvalidMessageObjectData(Null)`), also on the Outlook-written
+    /// pstconv__outlook.pst (see `outlook_pst_limitation_on_zero_length_attachments`).
+    pub zero_length_unreadable: usize,
     /// messages per folder path below the IPM subtree
     pub counts: BTreeMap<String, usize>,
+}
+
+/// outlook-pst's error for attachment data it read as PtypNull (`InvalidMessageObjectData(Null)`).
+pub fn is_null_attachment_data(e: &str) -> bool {
+    e.starts_with("Invalid PidTagAttachDataObject") && e.ends_with(": Null")
 }
 
 /// Walks every folder, message, recipient and attachment with outlook-pst (Unicode files).
@@ -234,6 +294,9 @@ pub fn outlook_walk(path: &Path) -> Walk {
                         }
                         Err(e) if e.to_string().contains("Missing PidTagAttachMethod") => {
                             walk.embedded_unreadable += 1;
+                        }
+                        Err(e) if is_null_attachment_data(&e.to_string()) => {
+                            walk.zero_length_unreadable += 1;
                         }
                         Err(e) => walk
                             .errors

@@ -23,10 +23,20 @@
 //!   no other flag is restored;
 //! - the internal date is the stored delivery time (`PidTagMessageDeliveryTime`), if any.
 //!
-//! An item the reader cannot rebuild (a corrupt block, a missing node) is yielded as
+//! An item the reader cannot rebuild (a block or page that fails its CRC, signature, id
+//! or size check, a missing node) is yielded as
 //! [`SourceEvent::Unreadable`](legacyflo_core::SourceEvent::Unreadable) with the reader's
-//! error as the reason; its `source_id` is `#<index>` (the reader does not name a message
-//! it failed to read).
+//! error as the reason (naming the damaged block or page, its offset and the check that
+//! failed, e.g. the stored and computed CRCs); its `source_id` is its node id, as for a
+//! message read. The other messages are read as usual.
+//!
+//! # Damaged files
+//! A file whose header or B-tree root page is damaged is refused with an error naming
+//! the damage. A folder whose contents table is damaged still yields its messages: the
+//! message nodes the node B-tree gives it as parent, in node order; the folder's report
+//! notes it, and counts as skipped the messages the folder says it holds but that were not
+//! found (or one, when the node B-tree is damaged too and some may be missing). A damaged
+//! hierarchy table is bridged the same way for subfolders.
 //!
 //! # Positions
 //! The position of a message is its 0-based index within its folder, in contents-table

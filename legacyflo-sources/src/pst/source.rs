@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::DateTime;
 use legacyflo_core::{
-    Filter, Flag, FolderInfo, FolderPath, Message, MessageStream, Position, Result, Source,
-    SourceCapabilities, SourceEvent, SourceItem,
+    Failure, Filter, Flag, FolderInfo, FolderPath, Message, MessageStream, Position, Result,
+    Source, SourceCapabilities, SourceEvent, SourceItem,
 };
 use legacyflo_pst::{PstFolder, PstMessage, PstReader};
 use tracing::{debug, warn};
@@ -40,6 +40,56 @@ struct PstIndex {
     reader: PstReader,
     folders: Vec<(FolderPath, Vec<PstFolder>)>,
     by_path: HashMap<FolderPath, usize>,
+}
+
+/// What the report says about the damaged tables of `f`: notes (how its messages or
+/// subfolders were found instead) and skipped entries (messages that may be missing).
+/// The number of entries comes from the folder's stored message count, bounded by what
+/// the file could hold (a message takes at least a 64-byte block).
+pub(super) fn damage_report(reader: &PstReader, f: &PstFolder, info: &mut FolderInfo) {
+    let index = reader.node_index_damage().map(|e| e.to_string());
+    if let Some(e) = &f.contents_error {
+        info.notes.push(format!(
+            "its contents table is damaged ({e}); its {} messages were found through the \
+             node B-tree instead, in node order",
+            f.message_count
+        ));
+        let stored = f.stored_count.unwrap_or(0);
+        if stored > f.message_count || index.is_some() {
+            let missing = stored
+                .saturating_sub(f.message_count)
+                .max(1)
+                .min(usize::try_from(reader.file_size() / 64).unwrap_or(usize::MAX));
+            let reason = format!(
+                "message of a damaged contents table ({e}) not found: the folder says it \
+                 holds {stored} messages, the node B-tree gives it {}{}",
+                f.message_count,
+                index
+                    .as_ref()
+                    .map(|d| format!("; the node B-tree is damaged too ({d})"))
+                    .unwrap_or_default()
+            );
+            info.skipped.extend((0..missing).map(|i| Failure {
+                source_id: format!("lost #{i}"),
+                reason: reason.clone(),
+            }));
+        }
+    }
+    if let Some(e) = &f.subfolders_error {
+        info.notes.push(format!(
+            "its hierarchy table is damaged ({e}); its subfolders were found through the \
+             node B-tree instead"
+        ));
+        if let Some(d) = &index {
+            info.skipped.push(Failure {
+                source_id: "subfolders".into(),
+                reason: format!(
+                    "subfolders may be missing: the hierarchy table is damaged ({e}) and so \
+                     is the node B-tree ({d})"
+                ),
+            });
+        }
+    }
 }
 
 impl PstSource {
@@ -175,9 +225,15 @@ impl Source for PstSource {
         Ok(index
             .folders
             .iter()
-            .map(|(path, group)| FolderInfo {
-                messages: Some(group.iter().map(|f| f.message_count as u64).sum()),
-                ..FolderInfo::new(path.clone())
+            .map(|(path, group)| {
+                let mut info = FolderInfo {
+                    messages: Some(group.iter().map(|f| f.message_count as u64).sum()),
+                    ..FolderInfo::new(path.clone())
+                };
+                for f in group {
+                    damage_report(&index.reader, f, &mut info);
+                }
+                info
             })
             .collect())
     }
@@ -228,27 +284,27 @@ fn read_folder(
             position += count;
             continue;
         }
-        let messages = index
+        let ids = index
             .reader
-            .messages(part)
+            .message_ids(part)
             .map_err(|e| pst_err(path, &format!("read folder {folder} of"), e))?;
-        for item in messages {
+        for nid in ids {
             let idx = position;
             position += 1;
             if after.is_some_and(|a| idx <= a) {
                 continue;
             }
-            let event = match item {
+            let event = match index.reader.message(nid) {
                 Ok(m) => SourceEvent::Message(SourceItem {
                     message: to_message(m, folder),
                     position: idx.to_string(),
                 }),
                 Err(e) => {
-                    warn!(message = "unreadable PST message", folder = %folder, index = idx, error = %e);
+                    warn!(message = "unreadable PST message", folder = %folder, index = idx, node = nid, error = %e);
                     SourceEvent::Unreadable {
-                        source_id: format!("#{idx}"),
+                        source_id: nid.to_string(),
                         position: idx.to_string(),
-                        reason: format!("cannot rebuild the message: {e}"),
+                        reason: format!("cannot read message {nid:#x}: {e}"),
                     }
                 }
             };
