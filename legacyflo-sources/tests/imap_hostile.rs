@@ -11,7 +11,7 @@ use legacyflo_core::{
     Engine, EngineOptions, FolderPath, LocalStateStore, Report, RetryPolicy, RunResult, RunStatus,
 };
 use legacyflo_sources::imap::{
-    ConnectOptions, Credentials, ImapPreset, ImapSource, ImapSourceOptions, TlsMode,
+    ConnectOptions, Credentials, ImapClient, ImapPreset, ImapSource, ImapSourceOptions, TlsMode,
 };
 use legacyflo_testkit::fakeimap::FakeMailbox;
 use legacyflo_testkit::hostile_imap::{
@@ -249,6 +249,27 @@ async fn silent_after_greeting_is_abandoned_within_the_deadline() {
     assert!(e.contains("LOGIN") && e.contains("2s"), "{e}");
     assert!(out.elapsed < bound(), "{:?}", out.elapsed);
     assert_eq!(server.connections(), 1 + RETRIES as usize);
+}
+
+/// With the default (15-minute) command deadline, a server that greets and then says
+/// nothing is still given up within the 30 s login deadline: one connection attempt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_login_is_abandoned_at_the_login_deadline_by_default() {
+    let server = HostileImapServer::start(scenario("silent-after-greeting").unwrap()).await;
+    let mut o = connect(server.port());
+    o.command_timeout = ConnectOptions::DEFAULT_COMMAND_TIMEOUT;
+    o.timeout = Duration::from_secs(120);
+    let started = Instant::now();
+    let r = tokio::time::timeout(Duration::from_secs(120), ImapClient::connect(&o))
+        .await
+        .expect("connect ended");
+    let e = r.expect_err("a deadline error").to_string();
+    assert!(e.contains("30s"), "{e}");
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(29) && took < Duration::from_secs(60),
+        "{took:?}"
+    );
 }
 
 /// Silence in the middle of every FETCH answer, after its first message: each command is

@@ -166,7 +166,9 @@ pub struct ConnectOptions {
     pub timeout: Duration,
     /// Deadline of one command, from sending it to its completion, however the server
     /// paces its answer (a server trickling a byte every few seconds never trips the idle
-    /// limit). Connecting and logging in together get one such deadline; of pipelined
+    /// limit). Connecting and logging in together get one such deadline, but at most
+    /// [`ConnectOptions::LOGIN_DEADLINE`] (a server that has not let us in by then is not
+    /// going to: a silent or trickling server is abandoned there); of pipelined
     /// `UID FETCH`es, each gets it from the moment it is the oldest one still open. A
     /// command past it fails with a `Temporary` error ([`ImapError::Deadline`]): the
     /// engine reconnects and resumes after the last message received. Default
@@ -184,6 +186,10 @@ pub struct ConnectOptions {
 impl ConnectOptions {
     /// The default [`command_timeout`](Self::command_timeout): 15 minutes.
     pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
+    /// The longest that connecting, TLS, the greeting and the login may take together
+    /// (30 s), or the [`command_timeout`](Self::command_timeout) when that is shorter.
+    pub const LOGIN_DEADLINE: Duration = Duration::from_secs(30);
 
     /// Options with the default TLS mode for `port`, 60 s idle timeout, the default
     /// command deadline and frame limits, `ID` sent.
@@ -296,14 +302,16 @@ type Keep<'h> = &'h mut (dyn FnMut(Reply) -> Result<bool, ImapError> + Send);
 
 impl ImapClient {
     /// Connects, secures the connection as `opts.tls` says, logs in, and learns the
-    /// capabilities, all within one [`ConnectOptions::command_timeout`]. TCP_NODELAY is
+    /// capabilities, all within [`ConnectOptions::LOGIN_DEADLINE`] (or the
+    /// [`ConnectOptions::command_timeout`] when shorter). TCP_NODELAY is
     /// set. Errors: connection problems and deadlines are `Temporary`, a refused login
     /// `Unauthenticated`, an untrusted certificate `InvalidInput`.
     pub async fn connect(opts: &ConnectOptions) -> Result<ImapClient, ImapError> {
         let label = format!("{}:{}", opts.host, opts.port);
         let ctx = format!("connect {label}");
-        let deadline = Instant::now() + opts.command_timeout;
-        let limit = opts.timeout.min(opts.command_timeout);
+        let login_deadline = opts.command_timeout.min(ConnectOptions::LOGIN_DEADLINE);
+        let deadline = Instant::now() + login_deadline;
+        let limit = opts.timeout.min(login_deadline);
         let tcp = tokio::time::timeout(limit, TcpStream::connect((opts.host.as_str(), opts.port)))
             .await
             .map_err(|_| ImapError::Timeout {
@@ -328,7 +336,8 @@ impl ImapClient {
             }
         };
         let mut client = ImapClient::new(io, opts.timeout, label);
-        client.command_timeout = opts.command_timeout;
+        // The login's deadline is what errors name until the login is done.
+        client.command_timeout = login_deadline;
         client.framer = Framer::new(opts.frame.clone());
         if opts.tls != TlsMode::StartTls {
             client.greeting_by(deadline).await?;
@@ -362,6 +371,7 @@ impl ImapClient {
                 Err(e) => return Err(e),
             }
         }
+        client.command_timeout = opts.command_timeout;
         Ok(client)
     }
 
